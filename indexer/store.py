@@ -1,0 +1,452 @@
+"""The on-disk index format: the only module that knows it, writes it and reads it.
+
+An index is a folder::
+
+    INDEX/
+      CURRENT              name of the generation being served (switched by atomic rename)
+      .lock                flock held by the one process writing this index
+      gen-<utc>-<hex>/     one complete, immutable generation
+        papers.sqlite      metadata, the source of truth; `row` = FAISS id = vector row
+        vectors.npy        float32 (count, dim), L2-normalised; read with allow_pickle=False
+        faiss.index        FAISS IndexFlatIP over the same rows
+        manifest.json      schema, versions, model name + weights hash, dim, metric, count,
+                           FAISS description, each file's size and sha256 (written last)
+
+A writer builds a new generation beside the served one and switches `CURRENT` last, so a
+process killed at any point leaves the previous generation serving. The next writer
+removes leftovers (any generation that `CURRENT` does not name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from indexer import __version__
+from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch
+from indexer.records import Paper
+
+SCHEMA_VERSION = 1
+CURRENT = "CURRENT"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+PAPERS_DB = "papers.sqlite"
+VECTORS = "vectors.npy"
+FAISS_INDEX = "faiss.index"
+DATA_FILES = (PAPERS_DB, VECTORS, FAISS_INDEX)
+_GEN_NAME = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
+
+_SCHEMA = """
+CREATE TABLE papers (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    abstract TEXT NOT NULL,
+    authors TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    primary_category TEXT NOT NULL,
+    published TEXT NOT NULL,
+    url TEXT NOT NULL,
+    upvotes INTEGER,
+    content_hash TEXT NOT NULL
+);
+CREATE INDEX papers_published ON papers(published);
+CREATE TABLE paper_categories (
+    category TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (category, row)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity of the model that made an index's vectors."""
+
+    name: str
+    fingerprint: str
+    dim: int
+
+    @classmethod
+    def of(cls, encoder: Any) -> ModelInfo:
+        return cls(encoder.name, encoder.fingerprint, encoder.dim)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_path(path.parent)
+
+
+@contextlib.contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """Hold the index's write lock; a second writer is refused at once."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexLocked(f"{root}: another papersift process is writing this index") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def current_generation(root: Path) -> Path | None:
+    """The generation folder `CURRENT` names, or None when there is none."""
+    try:
+        name = (root / CURRENT).read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not _GEN_NAME.match(name):
+        raise IndexCorrupt(f"{root / CURRENT}: names {name!r}, which is not a generation")
+    return root / name
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete generations `CURRENT` does not name (crashed or superseded builds)."""
+    current = current_generation(root)
+    removed = []
+    for child in root.iterdir():
+        leftover = child.name.startswith(("gen-", ".gen-")) or child.name == f".{CURRENT}.tmp"
+        if leftover and child != current:
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+            removed.append(child)
+    return removed
+
+
+def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        db.executemany(
+            "INSERT INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                (
+                    row, p.id, p.title, p.abstract,
+                    json.dumps(list(p.authors), ensure_ascii=False),
+                    json.dumps(list(p.categories), ensure_ascii=False),
+                    p.primary_category, p.published, p.url, p.upvotes, p.content_hash,
+                )
+                for row, p in enumerate(papers)
+            ),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO paper_categories VALUES (?, ?)",
+            ((c, row) for row, p in enumerate(papers) for c in p.categories),
+        )
+        db.commit()
+    finally:
+        db.close()
+    _fsync_path(path)
+
+
+def _write_vectors(path: Path, vectors: np.ndarray) -> None:
+    with path.open("wb") as f:
+        np.save(f, vectors, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_faiss(path: Path, vectors: np.ndarray) -> dict[str, Any]:
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    faiss.write_index(index, str(path))
+    _fsync_path(path)
+    return {"type": "IndexFlatIP", "factory": "Flat", "metric": "inner_product", "exact": True}
+
+
+def write_generation(
+    root: Path, papers: Sequence[Paper], vectors: np.ndarray, model: ModelInfo
+) -> Path:
+    """Write a complete generation and make it current. Call inside `writer_lock(root)`.
+
+    Args:
+        root: the index folder.
+        papers: the papers, row-aligned with `vectors`, ids unique.
+        vectors: (len(papers), model.dim) float32 unit vectors.
+        model: identity of the model that made `vectors`.
+
+    Returns:
+        The new generation's folder.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.shape != (len(papers), model.dim):
+        raise ValueError(f"vectors shape {vectors.shape} != ({len(papers)}, {model.dim})")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    gen = root / f"gen-{stamp}-{secrets.token_hex(3)}"
+    gen.mkdir(parents=True)
+    _write_papers(gen / PAPERS_DB, papers)
+    _write_vectors(gen / VECTORS, vectors)
+    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors)
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "papersift_version": __version__,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": {"name": model.name, "fingerprint": model.fingerprint},
+        "dim": model.dim,
+        "metric": "inner_product",
+        "normalized": True,
+        "count": len(papers),
+        "faiss": faiss_info,
+        "files": {
+            name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
+            for name in DATA_FILES
+        },
+    }
+    _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
+    _write_atomic(root / CURRENT, f"{gen.name}\n".encode())
+    return gen
+
+
+# ---------------------------------------------------------------- reading
+
+
+class PaperTable:
+    """Read-only access to a generation's metadata, safe to share between threads."""
+
+    _COLUMNS = (
+        "row, id, title, abstract, authors, categories, primary_category, published, url, "
+        "upvotes, content_hash"
+    )
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        uri = f"file:{path}?mode=ro&immutable=1"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise IndexCorrupt(f"{self.path}: {e}") from None
+
+    def count(self) -> int:
+        return self._query("SELECT count(*) FROM papers")[0][0]
+
+    @staticmethod
+    def _paper(r: tuple) -> Paper:
+        return Paper(
+            id=r[1], title=r[2], abstract=r[3], authors=tuple(json.loads(r[4])),
+            categories=tuple(json.loads(r[5])), primary_category=r[6], published=r[7],
+            url=r[8], upvotes=r[9], content_hash=r[10],
+        )
+
+    def papers(self, rows: Sequence[int]) -> dict[int, Paper]:
+        """Papers by row number; rows that do not exist are absent."""
+        found: dict[int, Paper] = {}
+        rows = [int(r) for r in rows]
+        for start in range(0, len(rows), 900):
+            chunk = rows[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {self._COLUMNS} FROM papers WHERE row IN ({marks})"
+            for r in self._query(sql, chunk):
+                found[r[0]] = self._paper(r)
+        return found
+
+    def row_of(self, paper_id: str) -> int | None:
+        result = self._query("SELECT row FROM papers WHERE id = ?", (paper_id,))
+        return result[0][0] if result else None
+
+    def categories(self) -> list[tuple[str, int]]:
+        """Every category with its paper count, most common first."""
+        sql = "SELECT category, count(*) FROM paper_categories GROUP BY category ORDER BY 2 DESC"
+        return [(c, n) for c, n in self._query(sql)]
+
+    def date_range(self) -> tuple[str, str]:
+        lo, hi = self._query("SELECT min(published), max(published) FROM papers "
+                             "WHERE published != ''")[0]
+        return lo or "", hi or ""
+
+    def rows_matching(
+        self,
+        since: str = "",
+        until: str = "",
+        categories: Sequence[str] = (),
+        author: str = "",
+    ) -> np.ndarray:
+        """Sorted int64 rows of papers passing every given filter."""
+        where, params = [], []
+        if since:
+            where.append("published >= ?")
+            params.append(since)
+        if until:
+            where.append("published != '' AND published <= ?")
+            params.append(until)
+        if author:
+            where.append("authors LIKE ? ESCAPE '\\'")
+            escaped = author.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        if categories:
+            marks = ",".join("?" * len(categories))
+            where.append(f"row IN (SELECT row FROM paper_categories WHERE category IN ({marks}))")
+            params.extend(categories)
+        sql = "SELECT row FROM papers" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = np.array([r[0] for r in self._query(sql + " ORDER BY row", params)], dtype=np.int64)
+        return rows
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+@dataclass
+class IndexHandle:
+    """An opened generation: manifest, metadata, vectors (memory-mapped) and FAISS index."""
+
+    root: Path
+    generation: Path
+    manifest: dict[str, Any]
+    papers: PaperTable
+    vectors: np.ndarray
+    faiss_index: Any
+
+    @property
+    def count(self) -> int:
+        return int(self.manifest["count"])
+
+    @property
+    def model(self) -> ModelInfo:
+        m = self.manifest["model"]
+        return ModelInfo(m["name"], m["fingerprint"], int(self.manifest["dim"]))
+
+    def size_bytes(self) -> int:
+        return sum(f["size"] for f in self.manifest["files"].values())
+
+
+def read_manifest(root: Path) -> tuple[Path, dict[str, Any]]:
+    """The current generation's folder and manifest, checked for shape only."""
+    if not root.is_dir():
+        raise IndexNotFound(f"no index at {root}")
+    gen = current_generation(root)
+    if gen is None:
+        raise IndexNotFound(f"no index at {root} (no {CURRENT} file)")
+    path = gen / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IndexCorrupt(f"{path}: missing") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IndexCorrupt(f"{path}: not valid JSON ({e})") from None
+    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+    if version != SCHEMA_VERSION:
+        raise IndexCorrupt(
+            f"{path}: schema version {version!r}, this papersift reads {SCHEMA_VERSION}"
+        )
+    return gen, manifest
+
+
+def check_model(root: Path, manifest: dict[str, Any], model: ModelInfo) -> None:
+    """Refuse a configured model other than the one that built the index."""
+    built = manifest["model"]
+    if built["fingerprint"] != model.fingerprint or int(manifest["dim"]) != model.dim:
+        raise ModelMismatch(
+            f"{root}: index was built with model {built['name']} (weights "
+            f"{built['fingerprint'][:12]}, dim {manifest['dim']}) but the configured model "
+            f"is {model.name} (weights {model.fingerprint[:12]}, dim {model.dim}); "
+            f"pass --model {built['name']} or rebuild the index"
+        )
+
+
+def _check_files(gen: Path, manifest: dict[str, Any], verify: bool) -> None:
+    for name in DATA_FILES:
+        path = gen / name
+        expected = manifest["files"][name]
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise IndexCorrupt(f"{path}: missing (listed in {MANIFEST})") from None
+        if size != expected["size"]:
+            raise IndexCorrupt(
+                f"{path}: {size} bytes but {MANIFEST} says {expected['size']} (truncated?)"
+            )
+        if verify and (digest := _sha256(path)) != expected["sha256"]:
+            raise IndexCorrupt(
+                f"{path}: sha256 {digest[:16]}… but {MANIFEST} says {expected['sha256'][:16]}…"
+            )
+
+
+def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False) -> IndexHandle:
+    """Open the current generation read-only after checking it against its manifest.
+
+    Args:
+        root: the index folder.
+        model: the configured model; None skips the model check (stored vectors only).
+        verify: also compare every file's sha256 (slower: reads every byte).
+
+    Raises:
+        IndexNotFound, IndexCorrupt, ModelMismatch: with the file and both values.
+    """
+    root = Path(root)
+    gen, manifest = read_manifest(root)
+    if model is not None:
+        check_model(root, manifest, model)
+    _check_files(gen, manifest, verify)
+    count, dim = int(manifest["count"]), int(manifest["dim"])
+    papers = PaperTable(gen / PAPERS_DB)
+    if (rows := papers.count()) != count:
+        raise IndexCorrupt(f"{gen / PAPERS_DB}: {rows} papers but {MANIFEST} says {count}")
+    try:
+        vectors = np.load(gen / VECTORS, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        raise IndexCorrupt(f"{gen / VECTORS}: {e}") from None
+    if vectors.shape != (count, dim) or vectors.dtype != np.float32:
+        raise IndexCorrupt(
+            f"{gen / VECTORS}: shape {vectors.shape} {vectors.dtype} but {MANIFEST} says "
+            f"({count}, {dim}) float32"
+        )
+    try:
+        index = faiss.read_index(str(gen / FAISS_INDEX))
+    except RuntimeError as e:
+        raise IndexCorrupt(f"{gen / FAISS_INDEX}: unreadable ({str(e).splitlines()[0]})") from None
+    if index.ntotal != count or index.d != dim:
+        raise IndexCorrupt(
+            f"{gen / FAISS_INDEX}: {index.ntotal} vectors of dim {index.d} but {MANIFEST} says "
+            f"{count} of dim {dim}"
+        )
+    return IndexHandle(root, gen, manifest, papers, vectors, index)

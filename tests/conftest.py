@@ -1,0 +1,102 @@
+"""Shared fixtures: tiny corpora, a fake encoder, and one real-model index per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeEncoder
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "data" / "demo-arxiv-2k.jsonl"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TOY = [
+    {"id": "2401.00001", "title": "Graph neural networks for molecules",
+     "abstract": "We predict molecular properties with message passing graph networks.",
+     "authors": ["Ada Lovelace", "Alan Turing"], "categories": ["cs.LG", "q-bio.BM"],
+     "published": "2024-01-02"},
+    {"id": "2401.00002", "title": "Diffusion models distilled into one step",
+     "abstract": "We distil a diffusion model into a one step image generator.",
+     "authors": "Grace Hopper and Edsger Dijkstra", "categories": "cs.CV cs.LG",
+     "published": "2024-02-10"},
+    {"id": "2401.00003", "title": "Retrieval augmented generation for questions",
+     "abstract": "Dense retrieval of passages helps language models answer questions.",
+     "authors": ["Barbara Liskov"], "categories": ["cs.CL"], "published": "2024-03-15",
+     "upvotes": 12},
+    {"id": "2401.00004", "title": "Protein folding with attention",
+     "abstract": "Attention networks predict protein structure from sequence.",
+     "authors": ["Claude Shannon"], "categories": ["q-bio.BM"], "published": "2024-04-20"},
+    {"id": "2401.00005", "title": "Faster diffusion sampling",
+     "abstract": "Fewer sampling steps for diffusion image generation with distillation.",
+     "authors": ["John von Neumann"], "categories": ["cs.CV"], "published": "2024-05-05"},
+]
+
+
+def write_jsonl(path: Path, records) -> Path:
+    path.write_text("".join(
+        (r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records
+    ), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def toy_file(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "toy.jsonl", TOY)
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def toy_index(tmp_path, toy_file, fake_encoder) -> Path:
+    from indexer.build import build_index
+
+    root = tmp_path / "index"
+    build_index([toy_file], root, fake_encoder)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path, monkeypatch):
+    """Never touch the real per-user index from a test."""
+    monkeypatch.setenv("PAPERSIFT_INDEX", str(tmp_path / "default-index"))
+    monkeypatch.delenv("PAPERSIFT_MODEL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    from indexer.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(precision="auto")
+
+
+@pytest.fixture(scope="session")
+def bundled_300(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "papers-300.jsonl"
+    with BUNDLED.open(encoding="utf-8") as src:
+        path.write_text("".join(line for _, line in zip(range(300), src)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory, bundled_300, real_encoder) -> Path:
+    """300 bundled papers encoded with the real packaged model, built once per session."""
+    from indexer.build import build_index
+
+    root = tmp_path_factory.mktemp("real") / "index"
+    build_index([bundled_300], root, real_encoder)
+    return root
+
+
+@pytest.fixture
+def real_index_copy(tmp_path, real_index) -> Path:
+    dest = tmp_path / "index-copy"
+    shutil.copytree(real_index, dest)
+    return dest

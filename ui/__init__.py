@@ -1,0 +1,1 @@
+"""papersift's user interfaces: the `papersift` command line and the Streamlit app."""

@@ -1,0 +1,309 @@
+"""The `papersift` command: build, search, similar, info, ui, demo.
+
+Library errors become one line on stderr: exit 2 for usage mistakes, 1 for failures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError
+from ui.settings import BUNDLED_CORPUS, Settings
+
+try:  # typer >= 0.29 vendors its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="papersift: local semantic search over research papers.",
+)
+out = Console(soft_wrap=False)
+err = Console(stderr=True)
+log = logging.getLogger("papersift")
+
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index folder [env PAPERSIFT_INDEX].")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="sentence-transformers model: folder or hub name "
+                 "[env PAPERSIFT_MODEL; default: packaged all-MiniLM-L6-v2]."),
+]
+KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of results (1-1000).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+PortOpt = Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")]
+
+
+class UsageProblem(Exception):
+    """A mistake in how the command was called (exit 2)."""
+
+
+def _encoder(model: str | None, precision: str = "float32", batch_size: int = 64):
+    from indexer.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(model, precision=precision, batch_size=batch_size)
+
+
+def _searcher(settings: Settings, with_model: bool = True):
+    from search import Searcher
+    from indexer.store import read_manifest
+
+    read_manifest(settings.index)  # fail on a missing index before loading the model
+    return Searcher(settings.index, _encoder(settings.model) if with_model else None)
+
+
+class _SpeedColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} papers/s" if speed else "-- papers/s")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@app.command()
+def build(
+    files: Annotated[list[Path], typer.Argument(help="JSONL, CSV or BEIR corpus files (.gz ok).")],
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad line.")] = False,
+    precision: Annotated[
+        str, typer.Option("--precision", help="auto (bf16 where the CPU has it), float32, bfloat16")
+    ] = "auto",
+) -> None:
+    """Build an index from paper files (replaces the served generation atomically)."""
+    from indexer.build import build_index
+
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise UsageProblem(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
+    settings = Settings.load(index, model)
+    shown = 0
+
+    def on_problem(problem) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= 20:
+            err.print(f"{problem} (skipped)", markup=False, highlight=False)
+
+    columns = (TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), _SpeedColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("encode", total=None)
+        report = build_index(
+            files, settings.index, _encoder(settings.model, precision, batch_size),
+            strict=strict, on_problem=on_problem,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if shown > 20:
+        err.print(f"... and {shown - 20} more bad lines")
+    print(
+        f"Indexed {report.papers:,} papers ({report.skipped:,} bad lines skipped, "
+        f"{report.duplicates:,} duplicates merged) in {report.seconds:.1f} s "
+        f"({report.papers / max(report.seconds, 1e-9):,.0f} papers/s); "
+        f"index {_size(report.size_bytes)} at {settings.index}"
+    )
+
+
+def _authors(authors, limit: int = 3) -> str:
+    shown = ", ".join(authors[:limit])
+    return shown + (f" +{len(authors) - limit} more" if len(authors) > limit else "")
+
+
+def _print_hits(hits, as_json: bool, heading: str | None = None) -> None:
+    if as_json:
+        for hit in hits:
+            print(json.dumps(hit.to_dict(), ensure_ascii=False))
+        return
+    if not hits:
+        out.print("No results.")
+        return
+    table = Table(title=heading, show_lines=False, expand=True, title_justify="left")
+    for name, kw in (("#", {"justify": "right"}), ("score", {}), ("title", {"ratio": 3}),
+                     ("authors", {"ratio": 1}), ("date", {"no_wrap": True}), ("id", {})):
+        table.add_column(name, **kw)
+    for hit in hits:
+        p = hit.paper
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", Text(p.title), Text(_authors(p.authors)),
+                      p.published, Text(p.id))
+    out.print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="A question or keywords.")] = None,
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="File with one query per line.")
+    ] = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Rank papers by meaning for a natural-language question."""
+    from search.searcher import check_k
+
+    if (query is None) == (queries is None):
+        raise UsageProblem("give either a QUERY or --queries FILE")
+    check_k(k)
+    if query is not None and not query.strip():
+        raise InvalidQuery("empty query")
+    if queries is not None:
+        try:
+            lines = [q.strip() for q in queries.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise PapersiftError(f"{queries}: cannot read queries ({e})") from None
+        lines = [q for q in lines if q]
+        if not lines:
+            raise InvalidQuery(f"{queries}: no queries in file")
+    searcher = _searcher(Settings.load(index, model))
+    if query is not None:
+        _print_hits(searcher.search(query, k), as_json)
+        return
+    for line in lines:
+        started = time.perf_counter()
+        hits = searcher.search(line, k)
+        took = (time.perf_counter() - started) * 1000
+        if as_json:
+            print(json.dumps({"query": line, "took_ms": round(took, 2),
+                              "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        else:
+            _print_hits(hits, False, heading=f"{line}  ({took:.0f} ms)")
+
+
+@app.command()
+def similar(
+    paper: Annotated[str, typer.Argument(metavar="ID_OR_ARXIV_URL")],
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    index: IndexOpt = None,
+) -> None:
+    """Papers nearest to a stored paper (from its stored vector; no model needed)."""
+    from search.searcher import check_k
+
+    check_k(k)
+    searcher = _searcher(Settings.load(index), with_model=False)
+    source = searcher.paper(paper)
+    heading = None if as_json else f"Similar to {source.id}: {source.title}"
+    _print_hits(searcher.similar(paper, k), as_json, heading=heading)
+
+
+@app.command()
+def info(
+    index: IndexOpt = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Check every file's sha256.")] = False,
+) -> None:
+    """Describe the index: papers, model, files."""
+    from indexer.store import open_index
+
+    settings = Settings.load(index)
+    handle = open_index(settings.index, verify=verify)
+    m = handle.manifest
+    lo, hi = handle.papers.date_range()
+    top = ", ".join(f"{c} ({n:,})" for c, n in handle.papers.categories()[:8])
+    lines = [
+        f"index       {settings.index}",
+        f"generation  {handle.generation.name} (created {m['created']}, "
+        f"papersift {m['papersift_version']}, schema {m['schema_version']})",
+        f"papers      {m['count']:,}" + (f", published {lo} .. {hi}" if lo else ""),
+        f"model       {m['model']['name']} (weights sha256 {m['model']['fingerprint'][:16]}…)",
+        f"vectors     dim {m['dim']}, {m['metric']}, "
+        f"{'normalised' if m['normalized'] else 'not normalised'}",
+        f"faiss       {m['faiss']['type']} ({'exact' if m['faiss'].get('exact') else 'approx.'})",
+        f"size        {_size(handle.size_bytes())} in {len(m['files'])} files"
+        + (" (sha256 verified)" if verify else ""),
+    ]
+    if top:
+        lines.append(f"categories  {top}")
+    print("\n".join(lines))
+
+
+def _run_app(settings: Settings, port: int) -> int:
+    app_path = Path(__file__).resolve().parent / "app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    err.print(f"papersift: serving {settings.index} at http://127.0.0.1:{port}", highlight=False)
+    try:
+        return subprocess.call(command, env={**os.environ, **settings.environment()})
+    except KeyboardInterrupt:
+        return 0
+
+
+@app.command()
+def ui(port: PortOpt = 8501, index: IndexOpt = None, model: ModelOpt = None) -> None:
+    """Open the Streamlit app on 127.0.0.1."""
+    raise typer.Exit(_run_app(Settings.load(index, model), port))
+
+
+@app.command()
+def demo(port: PortOpt = 8501, index: IndexOpt = None) -> None:
+    """Build the bundled 2,000-paper corpus into the index if it is missing, then open the app."""
+    from indexer.store import read_manifest
+
+    settings = Settings.load(index)
+    try:
+        read_manifest(settings.index)
+    except IndexNotFound:
+        if not BUNDLED_CORPUS.is_file():
+            raise PapersiftError(f"{BUNDLED_CORPUS}: bundled corpus missing") from None
+        err.print(f"papersift: building the bundled corpus into {settings.index} (once)")
+        build(files=[BUNDLED_CORPUS], index=settings.index, model=None)
+    raise typer.Exit(_run_app(settings, port))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command, turning errors into one line and an exit code."""
+    logging.basicConfig(level=logging.WARNING, format="papersift: %(message)s")
+    name = "papersift"
+    try:
+        app(args=argv, prog_name=name, standalone_mode=False)
+    except typer.Exit as e:
+        return e.exit_code
+    except NoArgsIsHelpError as e:
+        print(e.format_message(), file=sys.stderr)
+        return 2
+    except (UsageError, UsageProblem, InvalidQuery) as e:
+        message = e.format_message() if isinstance(e, ClickException) else str(e)
+        print(f"{name}: error: {message}", file=sys.stderr)
+        return 2
+    except ClickException as e:
+        print(f"{name}: error: {e.format_message()}", file=sys.stderr)
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except PapersiftError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

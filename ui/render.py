@@ -1,0 +1,83 @@
+"""Turning untrusted paper text into safe Streamlit markdown.
+
+Titles, abstracts, authors and categories come from outside. Streamlit's markdown would
+interpret `*`, `[x](javascript:...)`, `$...$` and `:directives:`, so every ASCII
+punctuation character is backslash-escaped (CommonMark treats `\\<punct>` as that literal
+character) and links are only ever made to https arxiv.org or doi.org.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from urllib.parse import quote, urlsplit
+
+from indexer.records import Paper, arxiv_abs_url, is_arxiv_id
+
+_PUNCT = set(string.punctuation)
+_SAFE_HOSTS = ("arxiv.org", "doi.org")
+_BADGE_TEXT = re.compile(r"^[A-Za-z0-9.\-]{1,40}$")
+
+
+def escape_md(text: str) -> str:
+    """Text that Streamlit markdown shows literally (no links, HTML, math or directives)."""
+    text = " ".join(str(text).split())
+    return "".join("\\" + ch if ch in _PUNCT else ch for ch in text)
+
+
+def safe_url(url: str) -> str:
+    """`url` when it is https on arxiv.org or doi.org (or a subdomain), else ''."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not any(
+        host == h or host.endswith("." + h) for h in _SAFE_HOSTS
+    ):
+        return ""
+    # Re-quote so that parentheses, spaces and brackets cannot end the markdown link.
+    path = quote(parts.path, safe="/:.-_~%")
+    return f"https://{host}{path}" + (f"?{quote(parts.query, safe='=&')}" if parts.query else "")
+
+
+def paper_links(paper: Paper) -> dict[str, str]:
+    """Named safe links for a paper: abstract page and, for arXiv papers, the PDF."""
+    links = {}
+    abs_url = safe_url(paper.url) or arxiv_abs_url(paper.id)
+    if abs_url:
+        links["arXiv" if "arxiv.org" in abs_url else "link"] = abs_url
+    if is_arxiv_id(paper.id):
+        links["PDF"] = f"https://arxiv.org/pdf/{paper.id}"
+    return links
+
+
+def link_md(label: str, url: str) -> str:
+    """A markdown link with an escaped label, or just the label when the url is unsafe."""
+    url = safe_url(url)
+    return f"[{escape_md(label)}]({url})" if url else escape_md(label)
+
+
+def authors_line(authors: tuple[str, ...] | list[str], limit: int = 4) -> str:
+    """First few authors, then '+N more' (plain text, not yet escaped)."""
+    shown = ", ".join(authors[:limit])
+    rest = len(authors) - limit
+    return shown + (f" +{rest} more" if rest > 0 else "")
+
+
+def category_badges(paper: Paper) -> str:
+    """Badges: the primary category first in blue, others grey. Odd names are dropped."""
+    cats = [paper.primary_category] if paper.primary_category else []
+    cats += [c for c in paper.categories if c != paper.primary_category]
+    return " ".join(
+        f":{'blue' if i == 0 else 'gray'}-badge[{c}]"
+        for i, c in enumerate(cats)
+        if _BADGE_TEXT.match(c)
+    )
+
+
+def preview(text: str, limit: int = 320) -> str:
+    """The first `limit` characters of text, cut at a word boundary."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
