@@ -81,7 +81,7 @@ def real_encoder():
 def bundled_300(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "papers-300.jsonl"
     with BUNDLED.open(encoding="utf-8") as src:
-        path.write_text("".join(line for _, line in zip(range(300), src)), encoding="utf-8")
+        path.write_text("".join(line for _, line in zip(range(300), src, strict=False)), encoding="utf-8")
     return path
 
 

@@ -71,7 +71,7 @@ def test_paper_from_dict_kaggle_snapshot_line():
         "id": "0704.0001", "submitter": "Pavel Nadolsky",
         "authors": "C. Bal\\'azs, E. L. Berger, P. M. Nadolsky, C.-P. Yuan",
         "title": "Calculation of prompt diphoton production cross sections at Tevatron and\n  LHC energies",
-        "abstract": "  A fully differential calculation in perturbative quantum chromodynamics is\npresented.\n",
+        "abstract": "  A fully differential calculation in perturbative QCD is\npresented.\n",
         "categories": "hep-ph", "update_date": "2008-11-13", "versions": [{"version": "v1"}],
     })
     assert p.authors[0] == "C. Balázs"

@@ -82,23 +82,24 @@ def main() -> None:
         st.caption(f"{searcher.count:,} papers · {searcher.index.model.name}")
         k = st.slider("Results", min_value=5, max_value=100, value=20, step=5)
 
+    query = st.text_input(
+        "Ask a question or type keywords",
+        key="query",
+        placeholder="how do I distil a diffusion model into one step?",
+        on_change=_clear_similar,
+    )
     similar_to = st.session_state.get("similar_to")
     if similar_to:
         source = searcher.paper(similar_to)
-        st.button("← Back to search", on_click=_clear_similar)
+        st.button("← Back to results", on_click=_clear_similar)
         st.subheader("Papers similar to " + render.escape_md(source.title))
         hits = searcher.similar(similar_to, k)
-    else:
-        query = st.text_input(
-            "Ask a question or type keywords",
-            key="query",
-            placeholder="how do I distil a diffusion model into one step?",
-        )
-        if not query.strip():
-            st.caption("Search by meaning: ask in plain language, then follow “Similar”.")
-            return
+    elif query.strip():
         with st.spinner("Searching…"):
             hits = searcher.search(query, k)
+    else:
+        st.caption("Search by meaning: ask in plain language, then follow “Similar”.")
+        return
     if not hits:
         st.info("No papers found. Try fewer or different words.")
     for hit in hits:

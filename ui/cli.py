@@ -16,8 +16,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
-from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -37,7 +44,7 @@ app = typer.Typer(
     help="papersift: local semantic search over research papers.",
 )
 out = Console(soft_wrap=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("papersift")
 
 IndexOpt = Annotated[
@@ -64,8 +71,8 @@ def _encoder(model: str | None, precision: str = "float32", batch_size: int = 64
 
 
 def _searcher(settings: Settings, with_model: bool = True):
-    from search import Searcher
     from indexer.store import read_manifest
+    from search import Searcher
 
     read_manifest(settings.index)  # fail on a missing index before loading the model
     return Searcher(settings.index, _encoder(settings.model) if with_model else None)

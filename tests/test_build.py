@@ -1,0 +1,67 @@
+import pytest
+
+from indexer.build import build_index, collect_papers
+from indexer.errors import BadRecord, IndexNotFound, PapersiftError
+from indexer.store import open_index, read_manifest
+from tests.conftest import TOY, write_jsonl
+
+
+def test_build_writes_every_paper(toy_index):
+    handle = open_index(toy_index)
+    assert handle.count == len(TOY)
+    assert handle.vectors.shape == (len(TOY), 64)
+    assert handle.papers.row_of("2401.00003") == 2
+
+
+def test_duplicate_ids_later_record_wins(tmp_path, fake_encoder):
+    a = write_jsonl(tmp_path / "a.jsonl", [
+        {"id": "2401.00001v1", "title": "old title"},
+        {"id": "2401.00002", "title": "other"},
+    ])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"id": "arXiv:2401.00001v2", "title": "new title"}])
+    papers, problems, duplicates = collect_papers([a, b])
+    assert [(p.id, p.title) for p in papers] == [("2401.00001", "new title"), ("2401.00002", "other")]
+    assert duplicates == 1 and problems == []
+    report = build_index([a, b], tmp_path / "ix", fake_encoder)
+    assert (report.papers, report.duplicates) == (2, 1)
+
+
+def test_bad_lines_skipped_and_counted(tmp_path, fake_encoder):
+    path = write_jsonl(tmp_path / "p.jsonl", TOY[:2] + ["{broken", {"id": "x"}])
+    seen = []
+    report = build_index([path], tmp_path / "ix", fake_encoder, on_problem=seen.append)
+    assert report.papers == 2 and report.skipped == 2
+    assert [str(p) for p in seen] == [
+        f"{path}:3: invalid JSON (Expecting property name enclosed in double quotes at column 2)",
+        f"{path}:4: neither title nor abstract",
+    ]
+
+
+def test_strict_stops_at_first_bad_line_and_writes_nothing(tmp_path, fake_encoder):
+    path = write_jsonl(tmp_path / "p.jsonl", TOY[:2] + [{"id": "x"}])
+    root = tmp_path / "ix"
+    with pytest.raises(BadRecord, match=r"p.jsonl:3: neither title nor abstract"):
+        build_index([path], root, fake_encoder, strict=True)
+    assert fake_encoder.calls == []
+    with pytest.raises(IndexNotFound):
+        read_manifest(root)
+
+
+def test_strict_keeps_previous_generation(toy_index, tmp_path, fake_encoder):
+    before = read_manifest(toy_index)[0]
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["nope"])
+    with pytest.raises(BadRecord):
+        build_index([bad], toy_index, fake_encoder, strict=True)
+    assert read_manifest(toy_index)[0] == before
+
+
+def test_no_valid_papers_is_an_error(tmp_path, fake_encoder):
+    path = write_jsonl(tmp_path / "p.jsonl", ["{}", "[]"])
+    with pytest.raises(PapersiftError, match=r"no valid papers in .*p.jsonl \(2 bad lines\)"):
+        build_index([path], tmp_path / "ix", fake_encoder)
+
+
+def test_progress_reports_every_paper(tmp_path, fake_encoder, toy_file):
+    seen = []
+    build_index([toy_file], tmp_path / "ix", fake_encoder, on_progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (len(TOY), len(TOY))

@@ -1,0 +1,61 @@
+import pytest
+
+from indexer.records import Paper
+from ui import render
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[x](javascript:alert(1))",
+    "costs $5 and $6",
+    "**bold** _it_ `code` # heading :red[x] :material/home:",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_escape_md_escapes_every_markdown_character(text):
+    escaped = render.escape_md(text)
+    for i, ch in enumerate(escaped):
+        if ch in "<>[]()$*_`#:":
+            assert escaped[i - 1] == "\\", (text, escaped)
+    assert escaped.replace("\\", "") == text
+
+
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        ("https://arxiv.org/abs/2401.00001", "https://arxiv.org/abs/2401.00001"),
+        ("https://export.arxiv.org/abs/2401.00001", "https://export.arxiv.org/abs/2401.00001"),
+        ("https://doi.org/10.1000/x(1)", "https://doi.org/10.1000/x%281%29"),
+        ("http://arxiv.org/abs/1", ""),
+        ("javascript:alert(1)", ""),
+        ("https://arxiv.org.evil.com/abs/1", ""),
+        ("https://evil.com/?arxiv.org", ""),
+        ("data:text/html,<script>", ""),
+        ("", ""),
+    ],
+)
+def test_safe_url(url, safe):
+    assert render.safe_url(url) == safe
+
+
+def test_links_for_arxiv_and_other_papers():
+    p = Paper(id="2401.00001", title="t", abstract="a", url="javascript:alert(1)")
+    assert render.paper_links(p) == {
+        "arXiv": "https://arxiv.org/abs/2401.00001", "PDF": "https://arxiv.org/pdf/2401.00001"
+    }
+    assert render.paper_links(Paper(id="4983", title="t", abstract="a")) == {}
+    assert render.link_md("[t](x)", "javascript:x") == r"\[t\]\(x\)"
+
+
+def test_authors_line_and_badges():
+    assert render.authors_line(("A", "B", "C", "D", "E", "F"), limit=3) == "A, B, C +3 more"
+    assert render.authors_line(("A",)) == "A"
+    p = Paper(id="1", title="t", abstract="", categories=("cs.LG", "cs.CL", "x]y"),
+              primary_category="cs.CL")
+    assert render.category_badges(p) == ":blue-badge[cs.CL] :gray-badge[cs.LG]"
+
+
+def test_preview_cuts_at_a_word():
+    assert render.preview("short") == "short"
+    assert render.preview("one two three four", limit=9) == "one two …"

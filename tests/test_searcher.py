@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+
+from indexer.build import build_index
+from indexer.errors import InvalidQuery, ModelMismatch, UnknownPaper
+from search import Filters, Searcher
+from search.searcher import MAX_K
+from tests.conftest import TOY, write_jsonl
+from tests.fakes import FakeEncoder
+
+
+@pytest.fixture
+def searcher(toy_index, fake_encoder):
+    return Searcher(toy_index, fake_encoder)
+
+
+def test_search_ranks_best_match_first(searcher):
+    hits = searcher.search("distil a diffusion model into one step", k=3)
+    assert hits[0].id == "2401.00002"
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    assert hits[0].to_dict() == {
+        "rank": 1, "id": "2401.00002", "score": round(hits[0].score, 4),
+        "title": "Diffusion models distilled into one step",
+        "authors": ["Grace Hopper", "Edsger Dijkstra"], "published": "2024-02-10",
+        "categories": ["cs.CV", "cs.LG"], "url": "https://arxiv.org/abs/2401.00002",
+    }
+
+
+def test_k_larger_than_index_returns_every_paper_once(searcher):
+    hits = searcher.search("anything at all", k=MAX_K)
+    assert sorted(h.id for h in hits) == sorted(r["id"] for r in TOY)
+
+
+@pytest.mark.parametrize("k", [0, -1, MAX_K + 1])
+def test_k_out_of_range(searcher, k):
+    with pytest.raises(InvalidQuery, match="k must be between 1 and 1000"):
+        searcher.search("graph", k=k)
+    with pytest.raises(InvalidQuery, match="k must be between 1 and 1000"):
+        searcher.similar("2401.00001", k=k)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query(searcher, query):
+    with pytest.raises(InvalidQuery, match="empty query"):
+        searcher.search(query)
+
+
+def test_similar_excludes_the_paper_itself(searcher):
+    hits = searcher.similar("2401.00002", k=10)
+    ids = [h.id for h in hits]
+    assert "2401.00002" not in ids
+    assert len(ids) == len(TOY) - 1
+    assert ids[0] == "2401.00005"  # the other diffusion paper
+
+
+def test_similar_accepts_urls_and_versions(searcher):
+    a = searcher.similar("https://arxiv.org/abs/2401.00002v3", k=2)
+    b = searcher.similar("arXiv:2401.00002", k=2)
+    assert [h.id for h in a] == [h.id for h in b]
+
+
+def test_similar_uses_stored_vectors_without_a_model(toy_index):
+    searcher = Searcher(toy_index)
+    assert searcher.similar("2401.00002", k=1)[0].id == "2401.00005"
+    with pytest.raises(InvalidQuery, match="without a model"):
+        searcher.search("diffusion")
+
+
+def test_unknown_paper(searcher):
+    with pytest.raises(UnknownPaper, match="unknown paper id '9999.99999'"):
+        searcher.similar("9999.99999")
+    with pytest.raises(UnknownPaper):
+        searcher.paper("nope")
+
+
+def test_model_mismatch_on_open(toy_index):
+    with pytest.raises(ModelMismatch):
+        Searcher(toy_index, FakeEncoder(name="fake/other", seed="x"))
+
+
+def test_filters_act_inside_retrieval(searcher):
+    # Only one paper is in q-bio.BM and about proteins; it still fills k when k matches exist.
+    hits = searcher.search("diffusion image generation", k=2, filters=Filters(categories=("q-bio.BM",)))
+    assert sorted(h.id for h in hits) == ["2401.00001", "2401.00004"]
+    hits = searcher.search("diffusion", k=10, filters=Filters(since="2024-02-01", until="2024-04-30"))
+    assert sorted(h.id for h in hits) == ["2401.00002", "2401.00003", "2401.00004"]
+    hits = searcher.search("diffusion", k=10, filters=Filters(author="hopper"))
+    assert [h.id for h in hits] == ["2401.00002"]
+    assert searcher.search("x", k=5, filters=Filters(author="nobody_%")) == []
+    hits = searcher.similar("2401.00002", k=10, filters=Filters(categories=("cs.CV",)))
+    assert [h.id for h in hits] == ["2401.00005"]
+
+
+def test_filtered_results_match_brute_force_on_random_vectors(tmp_path):
+    rng = np.random.default_rng(0)
+    records = [
+        {"id": f"2402.{i:05d}", "title": f"paper {i}", "published": f"2024-{1 + i % 12:02d}-01",
+         "categories": ["cs.CL" if i % 3 else "cs.CV"]}
+        for i in range(300)
+    ]
+    path = write_jsonl(tmp_path / "r.jsonl", records)
+
+    class RandomEncoder(FakeEncoder):
+        def encode(self, texts):
+            v = rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    enc = RandomEncoder(dim=16)
+    build_index([path], tmp_path / "ix", enc)
+    s = Searcher(tmp_path / "ix", enc)
+    vectors = np.asarray(s.index.vectors)
+    query = vectors[7]
+    f = Filters(since="2024-03-01", until="2024-06-30", categories=("cs.CV",))
+    allowed = [i for i, r in enumerate(records)
+               if "2024-03-01" <= r["published"] <= "2024-06-30" and "cs.CV" in r["categories"]]
+    expected = sorted(allowed, key=lambda i: -float(vectors[i] @ query))[:10]
+    got = s.search_vector(query, 10, f)
+    assert [h.id for h in got] == [records[i]["id"] for i in expected]
