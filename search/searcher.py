@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from indexer.records import Paper, canonical_id
 from indexer.store import IndexHandle, ModelInfo, open_index
 
 MAX_K = 1000
+SORTS = ("relevance", "newest", "upvotes")
+SORT_POOL = 100  # "newest" and "upvotes" reorder the 100 (or k) most relevant papers
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ def check_k(k: int) -> None:
         raise InvalidQuery(f"k must be between 1 and {MAX_K}, got {k}")
 
 
+def check_sort(sort: str) -> None:
+    if sort not in SORTS:
+        raise InvalidQuery(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+
+
 class Searcher:
     """Nearest-neighbour search over one index generation.
 
@@ -85,28 +93,49 @@ class Searcher:
     def count(self) -> int:
         return self.index.count
 
+    @cached_property
+    def categories(self) -> list[tuple[str, int]]:
+        """Every category in the index with its paper count, most common first."""
+        return self.index.papers.categories()
+
     def paper(self, paper_id: str) -> Paper:
         """The stored paper with this id (an arXiv URL or versioned id is accepted)."""
         row = self._row(paper_id)
         return self.index.papers.papers([row])[row]
 
-    def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
-        """Papers nearest to a natural-language query, best first."""
+    def search(
+        self, query: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance"
+    ) -> list[Hit]:
+        """Papers nearest to a natural-language query, best first (or by `sort`)."""
         check_k(k)
+        check_sort(sort)
         query = " ".join(query.split()) if isinstance(query, str) else ""
         if not query:
             raise InvalidQuery("empty query")
         if self.encoder is None:
             raise InvalidQuery("this searcher was opened without a model; it cannot encode")
         vector = self.encoder.encode([query])[0]
-        return self.search_vector(vector, k, filters)
+        return self._sorted(vector, k, filters, sort)
 
-    def similar(self, paper_id: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+    def similar(
+        self, paper_id: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance"
+    ) -> list[Hit]:
         """Papers nearest to a stored paper's own vector, the paper itself excluded."""
         check_k(k)
+        check_sort(sort)
         row = self._row(paper_id)
         vector = np.asarray(self.index.vectors[row], dtype=np.float32)
-        return self.search_vector(vector, k, filters, exclude_row=row)
+        return self._sorted(vector, k, filters, sort, exclude_row=row)
+
+    def _sorted(self, vector, k, filters, sort, exclude_row=None) -> list[Hit]:
+        if sort == "relevance":
+            return self.search_vector(vector, k, filters, exclude_row=exclude_row)
+        pool = self.search_vector(vector, max(k, SORT_POOL), filters, exclude_row=exclude_row)
+        if sort == "newest":
+            pool.sort(key=lambda h: (h.paper.published, h.score), reverse=True)
+        else:
+            pool.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
+        return [Hit(rank=i, score=h.score, paper=h.paper) for i, h in enumerate(pool[:k], start=1)]
 
     def search_vector(
         self,

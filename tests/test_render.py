@@ -59,3 +59,18 @@ def test_authors_line_and_badges():
 def test_preview_cuts_at_a_word():
     assert render.preview("short") == "short"
     assert render.preview("one two three four", limit=9) == "one two …"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (r"bound $O(\sqrt{n})$ with $\alpha \leq 3$", "bound O(√(n)) with α≤3"),
+        ("costs $5 and $6", "costs $5 and $6"),
+        (r"rate {\eta} and decay \lambda, \textbf{x}", r"rate η and decay λ, \textbf{x}"),
+        (r"about 10\% of R\&D", "about 10% of R&D"),
+        (r"broken $\frac{1$ math", r"broken $\frac{1$ math"),
+        (r"a \$5 fee and $x^2$", "a $5 fee and x^2"),
+    ],
+)
+def test_readable_math(raw, shown):
+    assert render.readable_math(raw) == shown

@@ -117,3 +117,18 @@ def test_filtered_results_match_brute_force_on_random_vectors(tmp_path):
     expected = sorted(allowed, key=lambda i: -float(vectors[i] @ query))[:10]
     got = s.search_vector(query, 10, f)
     assert [h.id for h in got] == [records[i]["id"] for i in expected]
+
+
+def test_sort_newest_and_upvotes_reorder_the_relevant_pool(searcher):
+    newest = searcher.search("diffusion models", k=5, sort="newest")
+    assert [h.paper.published for h in newest] == sorted(
+        (h.paper.published for h in newest), reverse=True)
+    assert [h.rank for h in newest] == [1, 2, 3, 4, 5]
+    assert searcher.search("questions", k=1, sort="upvotes")[0].id == "2401.00003"
+    with pytest.raises(InvalidQuery, match="sort must be one of"):
+        searcher.search("x", sort="best")
+
+
+def test_categories_with_counts(searcher):
+    assert searcher.categories[0] in (("cs.LG", 2), ("cs.CV", 2), ("q-bio.BM", 2))
+    assert dict(searcher.categories)["cs.CL"] == 1

@@ -1,17 +1,26 @@
-"""The Streamlit app: ask a question, read ranked papers, follow "Similar".
+"""The Streamlit app: search, filter, read a paper, walk to related work, share by URL.
 
-Run with `papersift ui`. The searcher is loaded once per process (st.cache_resource);
-ranking lives in `search/`, escaping and links in `ui/render.py`.
+Run with `papersift ui`. The view lives in the URL (`ui/state.py`), so a link or a reload
+reproduces it and the browser's back and forward buttons work. The searcher is loaded once
+per process (st.cache_resource); ranking lives in `search/`, escaping in `ui/render.py`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import streamlit as st
 
-from indexer.errors import IndexNotFound, PapersiftError
+from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError, UnknownPaper
+from indexer.records import Paper
 from search import Hit, Searcher
+from search.query import classify
 from ui import render
 from ui.settings import Settings
+from ui.state import MAX_RESULTS, PAGE_SIZE, ViewState, page_count
+
+SORT_LABELS = {"relevance": "Relevance", "newest": "Newest", "upvotes": "Upvotes"}
+WIDGETS = ("w_query", "w_since", "w_until", "w_cats", "w_author", "w_sort")
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
@@ -19,6 +28,46 @@ def load_searcher(index: str, model: str | None) -> Searcher:
     from indexer.encoder import SentenceTransformerEncoder
 
     return Searcher(index, SentenceTransformerEncoder(model))
+
+
+# ---------------------------------------------------------------- state <-> URL <-> widgets
+
+
+def view() -> ViewState:
+    """The state in the URL; widgets are reset to it when the URL changed (back/forward)."""
+    state = ViewState.from_params({k: st.query_params.get_all(k) for k in st.query_params})
+    if st.session_state.get("applied") != state:
+        ss = st.session_state
+        ss.w_query, ss.w_author, ss.w_sort = state.query, state.author, state.sort
+        ss.w_since = dt.date.fromisoformat(state.since) if state.since else None
+        ss.w_until = dt.date.fromisoformat(state.until) if state.until else None
+        ss.w_cats = list(state.categories)
+        ss.applied = state
+    return state
+
+
+def go(state: ViewState) -> None:
+    """Navigate: the URL changes (a browser history entry) and the page reruns."""
+    st.query_params.from_dict(state.to_params())
+    st.session_state.applied = None  # widgets follow the new state on the next run
+
+
+def _from_widgets() -> None:
+    ss = st.session_state
+    current: ViewState = ss.get("applied") or ViewState()
+    go(current.with_(
+        query=" ".join(ss.w_query.split()), author=ss.w_author.strip(), sort=ss.w_sort,
+        since=ss.w_since.isoformat() if ss.w_since else "",
+        until=ss.w_until.isoformat() if ss.w_until else "",
+        categories=tuple(ss.w_cats), page=1, paper="", similar="",
+    ))
+
+
+def nav_button(label: str, state: ViewState, key: str, **kwargs) -> None:
+    st.button(label, key=key, on_click=go, args=(state,), **kwargs)
+
+
+# ---------------------------------------------------------------- pieces
 
 
 def show_no_index(settings: Settings, error: IndexNotFound) -> None:
@@ -33,36 +82,94 @@ def show_no_index(settings: Settings, error: IndexNotFound) -> None:
     st.caption(render.escape_md(str(error)))
 
 
-def show_hit(hit: Hit) -> None:
+def sidebar(searcher: Searcher) -> None:
+    with st.sidebar:
+        st.header("papersift")
+        st.caption(f"{searcher.count:,} papers · {render.escape_md(searcher.index.model.name)}")
+        st.subheader("Filters")
+        st.date_input("Published since", key="w_since", value=None, on_change=_from_widgets)
+        st.date_input("Published until", key="w_until", value=None, on_change=_from_widgets)
+        counts = dict(searcher.categories)
+        st.multiselect("Categories", options=list(counts), key="w_cats", on_change=_from_widgets,
+                       format_func=lambda c: f"{c} ({counts.get(c, 0):,})")
+        st.text_input("Author contains", key="w_author", on_change=_from_widgets)
+        st.radio("Sort by", options=list(SORT_LABELS), key="w_sort", horizontal=True,
+                 format_func=SORT_LABELS.get, on_change=_from_widgets)
+
+
+def meta_line(paper: Paper, score: float | None = None, authors: bool = True) -> str:
+    parts = [render.authors_line(paper.authors) if authors else "", paper.published]
+    if paper.upvotes is not None:
+        parts.append(f"▲ {paper.upvotes}")
+    if score is not None:
+        parts.append(f"score {score:.3f}")
+    return " · ".join(render.escape_md(p) for p in parts if p)
+
+
+def badges_and_links(paper: Paper) -> str:
+    links = " · ".join(f"[{name}]({url})" for name, url in render.paper_links(paper).items())
+    return "  ".join(x for x in (render.category_badges(paper), links) if x)
+
+
+def show_hit(hit: Hit, state: ViewState) -> None:
     paper = hit.paper
+    key = f"{hit.rank}-{paper.id}"
     with st.container(border=True):
-        links = render.paper_links(paper)
-        title = render.escape_md(paper.title or paper.id)
-        first = next(iter(links.values()), "")
-        st.markdown(f"#### {hit.rank}. " + (f"[{title}]({first})" if first else title))
-        meta = [render.authors_line(paper.authors), paper.published, f"score {hit.score:.3f}"]
-        if paper.upvotes is not None:
-            meta.append(f"▲ {paper.upvotes}")
-        st.caption(" · ".join(render.escape_md(m) for m in meta if m))
-        badges = render.category_badges(paper)
-        link_row = " · ".join(f"[{name}]({url})" for name, url in links.items())
-        if badges or link_row:
-            st.markdown("  ".join(x for x in (badges, link_row) if x))
-        if paper.abstract:
-            st.markdown(render.escape_md(render.preview(paper.abstract)))
-            if len(paper.abstract) > len(render.preview(paper.abstract)):
-                with st.expander("Full abstract"):
-                    st.markdown(render.escape_md(paper.abstract))
-        st.button("Similar", key=f"similar-{hit.rank}-{paper.id}",
-                  on_click=_set_similar, args=(paper.id,))
+        title = render.escape_md(render.readable_math(paper.title or paper.id))
+        nav_button(f"**{hit.rank}. {title}**", state.with_(paper=paper.id), key=f"open-{key}",
+                   type="tertiary")
+        st.caption(meta_line(paper, hit.score))
+        abstract = render.readable_math(paper.abstract)
+        short = render.preview(abstract)
+        if short:
+            st.markdown(render.escape_md(short))
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        with left:
+            if line := badges_and_links(paper):
+                st.markdown(line)
+        with right:
+            nav_button("Similar", state.with_(similar=paper.id, paper="", page=1),
+                       key=f"sim-{key}", width="stretch")
+        if short != abstract:
+            with st.expander("Full abstract"):
+                st.markdown(render.escape_md(abstract))
 
 
-def _set_similar(paper_id: str) -> None:
-    st.session_state["similar_to"] = paper_id
+def show_results(hits: list[Hit], state: ViewState, heading: str) -> None:
+    if not hits:
+        hint = " or loosen the filters" if state.filters.active else ""
+        st.info(f"No papers found. Try other words{hint}.")
+        return
+    pages = page_count(len(hits))
+    page = min(state.page, pages)
+    st.caption(f"{heading} · {len(hits)} papers · page {page} of {pages}")
+    for hit in hits[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
+        show_hit(hit, state)
+    cols = st.columns([1, 1, 4])
+    with cols[0]:
+        nav_button("← Previous", state.with_(page=page - 1), key="prev", disabled=page <= 1)
+    with cols[1]:
+        nav_button("Next →", state.with_(page=page + 1), key="next", disabled=page >= pages)
 
 
-def _clear_similar() -> None:
-    st.session_state.pop("similar_to", None)
+def show_paper(searcher: Searcher, state: ViewState) -> None:
+    paper = searcher.paper(state.paper)
+    nav_button("← Back to results", state.with_(paper=""), key="back")
+    st.header(render.escape_md(render.readable_math(paper.title or paper.id)))
+    st.markdown(render.escape_md(", ".join(paper.authors)) or "*no authors listed*")
+    st.caption(" · ".join(x for x in (meta_line(paper, authors=False), render.escape_md(paper.id)) if x))
+    if line := badges_and_links(paper):
+        st.markdown(line)
+    st.markdown(render.escape_md(render.readable_math(paper.abstract)))
+    st.subheader("Related work")
+    for hit in searcher.similar(paper.id, k=10):
+        with st.container(border=True):
+            title = render.escape_md(render.readable_math(hit.paper.title or hit.id))
+            nav_button(title, state.with_(paper=hit.id), key=f"rel-{hit.id}", type="tertiary")
+            st.caption(meta_line(hit.paper, hit.score))
+
+
+# ---------------------------------------------------------------- page
 
 
 def main() -> None:
@@ -77,33 +184,44 @@ def main() -> None:
         st.error(str(e))
         st.stop()
 
-    with st.sidebar:
-        st.header("papersift")
-        st.caption(f"{searcher.count:,} papers · {searcher.index.model.name}")
-        k = st.slider("Results", min_value=5, max_value=100, value=20, step=5)
-
-    query = st.text_input(
-        "Ask a question or type keywords",
-        key="query",
-        placeholder="how do I distil a diffusion model into one step?",
-        on_change=_clear_similar,
-    )
-    similar_to = st.session_state.get("similar_to")
-    if similar_to:
-        source = searcher.paper(similar_to)
-        st.button("← Back to results", on_click=_clear_similar)
-        st.subheader("Papers similar to " + render.escape_md(source.title))
-        hits = searcher.similar(similar_to, k)
-    elif query.strip():
-        with st.spinner("Searching…"):
-            hits = searcher.search(query, k)
-    else:
-        st.caption("Search by meaning: ask in plain language, then follow “Similar”.")
-        return
-    if not hits:
-        st.info("No papers found. Try fewer or different words.")
-    for hit in hits:
-        show_hit(hit)
+    state = view()
+    sidebar(searcher)
+    st.text_input("Ask a question, type keywords, or paste an arXiv id, URL or abstract",
+                  key="w_query", on_change=_from_widgets,
+                  placeholder="how do I distil a diffusion model into one step?")
+    try:
+        if state.paper:
+            show_paper(searcher, state)
+        elif state.similar:
+            source = searcher.paper(state.similar)
+            nav_button("← Back to results", state.with_(similar="", page=1), key="back")
+            title = render.escape_md(render.readable_math(source.title))
+            st.subheader(f"Papers similar to {title}")
+            hits = searcher.similar(source.id, MAX_RESULTS, state.filters, state.sort)
+            show_results(hits, state, "Most similar first")
+        elif state.query:
+            kind = classify(state.query)
+            if kind.kind == "paper":
+                try:
+                    searcher.paper(kind.value)
+                    show_paper(searcher, state.with_(paper=kind.value))
+                    return
+                except UnknownPaper:
+                    st.warning(f"arXiv {render.escape_md(kind.value)} is not in this index; "
+                               "showing papers matching the text instead.")
+            with st.spinner("Searching…"):
+                hits = searcher.search(kind.value, MAX_RESULTS, state.filters, state.sort)
+            label = "Papers like the pasted abstract" if kind.kind == "abstract" else "Best match first"
+            if state.sort != "relevance":
+                label = f"The {MAX_RESULTS} best matches, {SORT_LABELS[state.sort].lower()} first"
+            show_results(hits, state, label)
+        else:
+            st.caption("Search by meaning: ask in plain language, filter in the sidebar, "
+                       "open a paper to walk through its related work.")
+    except UnknownPaper as e:
+        st.warning(render.escape_md(str(e)))
+    except InvalidQuery as e:
+        st.warning(render.escape_md(str(e)))
 
 
 main()

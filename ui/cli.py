@@ -58,6 +58,13 @@ ModelOpt = Annotated[
 KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of results (1-1000).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 PortOpt = Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")]
+SinceOpt = Annotated[str, typer.Option("--since", help="Published on or after YYYY-MM-DD.")]
+UntilOpt = Annotated[str, typer.Option("--until", help="Published on or before YYYY-MM-DD.")]
+CategoryOpt = Annotated[
+    list[str] | None, typer.Option("--category", help="arXiv category; repeat for any of several.")
+]
+AuthorOpt = Annotated[str, typer.Option("--author", help="An author's name contains this.")]
+SortOpt = Annotated[str, typer.Option("--sort", help="relevance, newest or upvotes.")]
 
 
 class UsageProblem(Exception):
@@ -76,6 +83,20 @@ def _searcher(settings: Settings, with_model: bool = True):
 
     read_manifest(settings.index)  # fail on a missing index before loading the model
     return Searcher(settings.index, _encoder(settings.model) if with_model else None)
+
+
+def _filters(since: str, until: str, category: list[str] | None, author: str):
+    import datetime as dt
+
+    from search import Filters
+
+    for name, value in (("--since", since), ("--until", until)):
+        try:
+            if value:
+                dt.date.fromisoformat(value)
+        except ValueError:
+            raise UsageProblem(f"{name} must be a YYYY-MM-DD date, got {value!r}") from None
+    return Filters(since, until, tuple(category or ()), author)
 
 
 class _SpeedColumn(ProgressColumn):
@@ -136,7 +157,7 @@ def build(
     )
 
 
-def _authors(authors, limit: int = 3) -> str:
+def _authors(authors, limit: int = 2) -> str:
     shown = ", ".join(authors[:limit])
     return shown + (f" +{len(authors) - limit} more" if len(authors) > limit else "")
 
@@ -168,15 +189,22 @@ def search(
     queries: Annotated[
         Path | None, typer.Option("--queries", help="File with one query per line.")
     ] = None,
+    since: SinceOpt = "",
+    until: UntilOpt = "",
+    category: CategoryOpt = None,
+    author: AuthorOpt = "",
+    sort: SortOpt = "relevance",
     index: IndexOpt = None,
     model: ModelOpt = None,
 ) -> None:
     """Rank papers by meaning for a natural-language question."""
-    from search.searcher import check_k
+    from search.searcher import check_k, check_sort
 
     if (query is None) == (queries is None):
         raise UsageProblem("give either a QUERY or --queries FILE")
     check_k(k)
+    check_sort(sort)
+    filters = _filters(since, until, category, author)
     if query is not None and not query.strip():
         raise InvalidQuery("empty query")
     if queries is not None:
@@ -189,11 +217,11 @@ def search(
             raise InvalidQuery(f"{queries}: no queries in file")
     searcher = _searcher(Settings.load(index, model))
     if query is not None:
-        _print_hits(searcher.search(query, k), as_json)
+        _print_hits(searcher.search(query, k, filters, sort), as_json)
         return
     for line in lines:
         started = time.perf_counter()
-        hits = searcher.search(line, k)
+        hits = searcher.search(line, k, filters, sort)
         took = (time.perf_counter() - started) * 1000
         if as_json:
             print(json.dumps({"query": line, "took_ms": round(took, 2),
@@ -207,16 +235,23 @@ def similar(
     paper: Annotated[str, typer.Argument(metavar="ID_OR_ARXIV_URL")],
     k: KOpt = 10,
     as_json: JsonOpt = False,
+    since: SinceOpt = "",
+    until: UntilOpt = "",
+    category: CategoryOpt = None,
+    author: AuthorOpt = "",
+    sort: SortOpt = "relevance",
     index: IndexOpt = None,
 ) -> None:
     """Papers nearest to a stored paper (from its stored vector; no model needed)."""
-    from search.searcher import check_k
+    from search.searcher import check_k, check_sort
 
     check_k(k)
+    check_sort(sort)
+    filters = _filters(since, until, category, author)
     searcher = _searcher(Settings.load(index), with_model=False)
     source = searcher.paper(paper)
     heading = None if as_json else f"Similar to {source.id}: {source.title}"
-    _print_hits(searcher.similar(paper, k), as_json, heading=heading)
+    _print_hits(searcher.similar(paper, k, filters, sort), as_json, heading=heading)
 
 
 @app.command()
@@ -255,6 +290,7 @@ def _run_app(settings: Settings, port: int) -> int:
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
     ]
     err.print(f"papersift: serving {settings.index} at http://127.0.0.1:{port}", highlight=False)
     try:

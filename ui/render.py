@@ -8,8 +8,10 @@ character) and links are only ever made to https arxiv.org or doi.org.
 
 from __future__ import annotations
 
+import logging
 import re
 import string
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 from indexer.records import Paper, arxiv_abs_url, is_arxiv_id
@@ -17,6 +19,53 @@ from indexer.records import Paper, arxiv_abs_url, is_arxiv_id
 _PUNCT = set(string.punctuation)
 _SAFE_HOSTS = ("arxiv.org", "doi.org")
 _BADGE_TEXT = re.compile(r"^[A-Za-z0-9.\-]{1,40}$")
+_MATH_SPAN = re.compile(r"\$([^$]{1,300})\$")
+_LATEXISH = re.compile(r"[\\^_{}]")
+_SYMBOL = re.compile(r"\{\\([a-zA-Z]+)\}|\\([a-zA-Z]+)(?![a-zA-Z{])")
+_TEXT_ESCAPES = re.compile(r"\\([%&_#])")
+logging.getLogger("pylatexenc").setLevel(logging.ERROR)
+
+
+@lru_cache(maxsize=1)
+def _math_converter():
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    return LatexNodes2Text(math_mode="text")
+
+
+def _math_to_text(match: re.Match[str]) -> str:
+    inner = match.group(1)
+    if not _LATEXISH.search(inner) or "%" in inner:
+        return match.group(0)  # "costs $5 and $6" is prose, not math
+    try:
+        text = _math_converter().latex_to_text(inner)
+    except Exception:  # noqa: BLE001 - unparseable math is shown as written
+        return match.group(0)
+    if "%s" in text:  # pylatexenc's placeholder for a macro it could not expand
+        return match.group(0)
+    return " ".join(text.split()) or match.group(0)
+
+
+def _symbol_to_text(match: re.Match[str]) -> str:
+    name = match.group(1) or match.group(2)
+    try:
+        text = _math_converter().latex_to_text("\\" + name)
+    except Exception:  # noqa: BLE001
+        return match.group(0)
+    return text if len(text) == 1 and not text.isascii() else match.group(0)
+
+
+def readable_math(text: str) -> str:
+    """Inline LaTeX math as Unicode text: `$\\alpha \\leq \\sqrt{n}$` becomes `α ≤ √(n)`.
+
+    Only `$...$` spans that look like LaTeX are converted; the result is plain text that
+    still needs `escape_md`.
+    """
+    if "$" in text:
+        text = _MATH_SPAN.sub(_math_to_text, text.replace("\\$", "\0"))
+    if "\\" in text:  # symbols written outside $...$, e.g. "rate {\\eta}"
+        text = _SYMBOL.sub(_symbol_to_text, text)
+    return _TEXT_ESCAPES.sub(r"\1", text).replace("\0", "$")
 
 
 def escape_md(text: str) -> str:

@@ -1,0 +1,91 @@
+"""The app's view state and its URL form, so that any view can be shared and reloaded.
+
+`?q=...&since=...&until=...&cat=cs.CL&cat=cs.LG&author=...&sort=newest&page=2&paper=ID`
+(`similar=ID` lists papers like one paper). Values from a URL are untrusted: anything
+malformed is dropped, never an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from search.searcher import SORTS, Filters
+
+PAGE_SIZE = 20
+MAX_RESULTS = 100
+MAX_PAGE = MAX_RESULTS // PAGE_SIZE
+_ID = re.compile(r"^[\w.\-/:]{1,200}$")
+
+
+@dataclass(frozen=True)
+class ViewState:
+    query: str = ""
+    since: str = ""
+    until: str = ""
+    categories: tuple[str, ...] = ()
+    author: str = ""
+    sort: str = "relevance"
+    page: int = 1
+    paper: str = ""
+    similar: str = ""
+
+    @property
+    def filters(self) -> Filters:
+        return Filters(self.since, self.until, self.categories, self.author)
+
+    def with_(self, **changes) -> ViewState:
+        return replace(self, **changes)
+
+    def to_params(self) -> dict[str, str | list[str]]:
+        """Non-default fields as URL query parameters."""
+        params: dict[str, str | list[str]] = {}
+        for key, value in (("q", self.query), ("since", self.since), ("until", self.until),
+                           ("author", self.author), ("paper", self.paper),
+                           ("similar", self.similar)):
+            if value:
+                params[key] = value
+        if self.categories:
+            params["cat"] = list(self.categories)
+        if self.sort != "relevance":
+            params["sort"] = self.sort
+        if self.page != 1:
+            params["page"] = str(self.page)
+        return params
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Sequence[str]]) -> ViewState:
+        """Parse URL parameters (each a list of values); malformed values are ignored."""
+
+        def first(key: str) -> str:
+            values = params.get(key) or []
+            return " ".join(str(values[0]).split())[:2000] if values else ""
+
+        sort = first("sort")
+        page = first("page")
+        return cls(
+            query=first("q"),
+            since=_date(first("since")),
+            until=_date(first("until")),
+            categories=tuple(dict.fromkeys(
+                c for c in (params.get("cat") or []) if re.fullmatch(r"[\w.\-]{1,40}", c)
+            )),
+            author=first("author")[:200],
+            sort=sort if sort in SORTS else "relevance",
+            page=min(int(page), MAX_PAGE) if page.isdigit() and int(page) >= 1 else 1,
+            paper=first("paper") if _ID.match(first("paper")) else "",
+            similar=first("similar") if _ID.match(first("similar")) else "",
+        )
+
+
+def _date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat() if len(value) == 10 else ""
+    except ValueError:
+        return ""
+
+
+def page_count(n_results: int) -> int:
+    return max(1, -(-n_results // PAGE_SIZE))
