@@ -1,5 +1,7 @@
 """The Streamlit app through streamlit.testing.v1.AppTest, with the real model."""
 
+import datetime as dt
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -24,22 +26,130 @@ def all_markdown(at) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
-def test_search_shows_ranked_titles_and_similar(monkeypatch, real_index):
+def result_ids(at) -> list[str]:
+    """Paper ids of the result cards, in rank order (keys are open-RANK-ID)."""
+    return [b.key.split("-", 2)[2] for b in at.button if b.key and b.key.startswith("open-")]
+
+
+def test_search_shows_ranked_titles_and_puts_the_query_in_the_url(monkeypatch, real_index):
     at = run_app(monkeypatch, real_index)
-    at.text_input(key="query").input("scaling laws for weight decay and batch size").run()
+    at.text_input(key="w_query").input("scaling laws for weight decay and batch size").run()
     assert not at.exception
+    ids = result_ids(at)
+    assert ids[0] == "2505.13738" and len(ids) == 20
+    title = escape_md("Power Lines: Scaling Laws for Weight Decay and Batch Size in LLM Pre-training")
+    assert at.button(key="open-1-2505.13738").label == f"**1. {title}**"
     text = all_markdown(at)
-    assert "#### 1. [" + escape_md("Power Lines: Scaling Laws for Weight Decay and Batch Size "
-                                   "in LLM Pre-training") + "](https://arxiv.org/abs/2505.13738)" in text
-    assert ":blue-badge[" in text
-    similar = [b for b in at.button if b.key and b.key.startswith("similar-1-")]
-    similar[0].click().run()
-    assert any("Papers similar to" in s.value for s in at.subheader)
-    assert len([b for b in at.button if b.key and b.key.startswith("similar-")]) == 20
-    back = [b for b in at.button if b.label.startswith("← Back")]
-    back[0].click().run()
-    assert not at.subheader
-    assert at.text_input(key="query").value.startswith("scaling laws")
+    assert ":blue-badge[cs.LG]" in text and "[PDF](https://arxiv.org/pdf/2505.13738)" in text
+    assert at.query_params["q"] == "scaling laws for weight decay and batch size"
+
+
+def test_pages_of_twenty_up_to_one_hundred(monkeypatch, real_index):
+    at = run_app(monkeypatch, real_index)
+    at.text_input(key="w_query").input("language models").run()
+    first = result_ids(at)
+    at.button(key="next").click().run()
+    second = result_ids(at)
+    assert at.query_params["page"] == "2"
+    assert len(second) == 20 and not set(first) & set(second)
+    assert at.button(key=f"open-21-{second[0]}")
+    at.query_params["page"] = "5"
+    at.run()
+    assert at.button(key="next").disabled
+
+
+def test_each_filter_acts_inside_retrieval(monkeypatch, real_index):
+    from search import Searcher
+
+    lookup = Searcher(real_index)
+    at = run_app(monkeypatch, real_index)
+    at.text_input(key="w_query").input("retrieval augmented generation").run()
+    at.multiselect(key="w_cats").select("cs.CV").run()
+    ids = result_ids(at)
+    assert len(ids) == 20  # still a full page: the filter is inside retrieval
+    assert all("cs.CV" in lookup.paper(i).categories for i in ids)
+    assert at.query_params["cat"] == "cs.CV"
+
+    at.multiselect(key="w_cats").unselect("cs.CV").run()
+    at.date_input(key="w_since").set_value(dt.date(2025, 5, 1)).run()
+    at.date_input(key="w_until").set_value(dt.date(2025, 5, 31)).run()
+    dates = [lookup.paper(i).published for i in result_ids(at)]
+    assert dates and all("2025-05-01" <= d <= "2025-05-31" for d in dates)
+    assert (at.query_params["since"], at.query_params["until"]) == ("2025-05-01", "2025-05-31")
+
+    at.radio(key="w_sort").set_value("newest").run()
+    dates = [lookup.paper(i).published for i in result_ids(at)]
+    assert dates == sorted(dates, reverse=True)
+
+    at.text_input(key="w_author").input("Gao").run()
+    ids = result_ids(at)
+    assert ids and all(any("gao" in a.lower() for a in lookup.paper(i).authors) for i in ids)
+
+    at.text_input(key="w_author").input("Nobody Zzyzx").run()
+    assert result_ids(at) == []
+    assert "No papers found" in at.info[0].value and "loosen the filters" in at.info[0].value
+
+
+def test_paper_page_and_walk_through_related_work(monkeypatch, real_index):
+    at = run_app(monkeypatch, real_index)
+    at.text_input(key="w_query").input("chunking documents for retrieval augmented generation").run()
+    first = result_ids(at)[0]
+    at.button(key=f"open-1-{first}").click().run()
+    assert at.query_params["paper"] == first
+    assert [s.value for s in at.main.subheader] == ["Related work"]
+    related = [b for b in at.button if b.key and b.key.startswith("rel-")]
+    assert len(related) == 10
+    step = related[0].key.removeprefix("rel-")
+    related[0].click().run()
+    assert at.query_params["paper"] == step
+    assert step != first
+    at.button(key="back").click().run()
+    assert "paper" not in at.query_params
+    assert result_ids(at)[0] == first  # the same results again
+
+
+def test_similar_lists_papers_like_one(monkeypatch, real_index):
+    at = run_app(monkeypatch, real_index)
+    at.text_input(key="w_query").input("rain forecasting").run()
+    first = result_ids(at)[0]
+    at.button(key=f"sim-1-{first}").click().run()
+    assert at.query_params["similar"] == first
+    assert "Papers similar to" in at.main.subheader[0].value
+    assert first not in result_ids(at) and len(result_ids(at)) == 20
+
+
+def test_url_reproduces_the_view(monkeypatch, real_index):
+    monkeypatch.setenv("PAPERSIFT_INDEX", str(real_index))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"q": "sign language", "cat": ["cs.CV"], "sort": "newest",
+                            "since": "2025-03-01"})
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="w_query").value == "sign language"
+    assert at.multiselect(key="w_cats").value == ["cs.CV"]
+    assert at.radio(key="w_sort").value == "newest"
+    assert at.date_input(key="w_since").value == dt.date(2025, 3, 1)
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.query_params.update(at.query_params)
+    again.run()
+    assert result_ids(again) == result_ids(at) != []
+
+
+def test_arxiv_url_opens_the_paper_and_abstract_finds_it(monkeypatch, real_index):
+    from search import Searcher
+
+    at = run_app(monkeypatch, real_index)
+    at.text_input(key="w_query").input("https://arxiv.org/abs/2505.13738v2").run()
+    assert "Power Lines" in at.header[0].value
+    assert [s.value for s in at.main.subheader] == ["Related work"]
+
+    abstract = Searcher(real_index).paper("2504.19754").abstract
+    at.text_input(key="w_query").input(abstract).run()
+    assert result_ids(at)[0] == "2504.19754"
+    assert any("Papers like the pasted abstract" in c.value for c in at.caption)
+
+    at.text_input(key="w_query").input("arXiv:2101.00001").run()
+    assert "not in this index" in at.warning[0].value
 
 
 def test_no_index_explains_how_to_build(monkeypatch, tmp_path):
@@ -60,8 +170,8 @@ def test_hostile_titles_are_shown_as_text(monkeypatch, tmp_path, real_encoder):
                 "url": "javascript:alert(1)"} for i, t in enumerate(titles)]
     build_index([write_jsonl(tmp_path / "h.jsonl", records)], tmp_path / "ix", real_encoder)
     at = run_app(monkeypatch, tmp_path / "ix")
-    at.text_input(key="query").input("alert").run()
-    text = all_markdown(at)
+    at.text_input(key="w_query").input("alert").run()
+    text = all_markdown(at) + "\n".join(b.label for b in at.button)
     for t in titles:
         assert escape_md(t) in text
     assert "javascript:" not in text.replace("javascript\\:", "")
@@ -78,7 +188,7 @@ def test_engine_loads_once_across_reruns(monkeypatch, real_index_copy):
 
     monkeypatch.setattr(searcher_module.Searcher, "__init__", counting)
     at = run_app(monkeypatch, real_index_copy)
-    at.text_input(key="query").input("rain").run()
-    at.text_input(key="query").input("sign language").run()
+    at.text_input(key="w_query").input("rain").run()
+    at.text_input(key="w_query").input("sign language").run()
     AppTest.from_file(APP, default_timeout=60).run()  # a second browser session
     assert len(calls) == 1

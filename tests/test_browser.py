@@ -1,0 +1,144 @@
+"""The real app in headless Chromium: `papersift ui` started on a free 127.0.0.1 port.
+
+Needs Debian's chromium (`make test` installs it) and the playwright package (dev extra);
+Playwright drives /usr/bin/chromium, it never downloads a browser. Screenshots are saved in
+tests/artifacts/.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from indexer.build import build_index
+from tests.conftest import BUNDLED, ROOT, write_jsonl
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+QUESTION_LABEL = "Ask a question, type keywords, or paste an arXiv id, URL or abstract"
+HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
+           "[x](javascript:alert(1))", "costs $5 and $6"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.model,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed"),
+]
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, real_encoder):
+    tmp = tmp_path_factory.mktemp("browser")
+    lines = BUNDLED.read_text(encoding="utf-8").splitlines()[:120]
+    hostile = [{"id": f"2401.0000{i}", "title": t, "abstract": f"alert dialog test {t}",
+                "categories": ["cs.CR"], "url": "javascript:alert(1)"} for i, t in enumerate(HOSTILE)]
+    corpus = write_jsonl(tmp / "papers.jsonl", lines + hostile)
+    build_index([corpus], tmp / "index", real_encoder)
+    port = free_port()
+    exe = Path(sys.executable).parent / "papersift"
+    proc = subprocess.Popen([str(exe), "ui", "--port", str(port), "--index", str(tmp / "index")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("papersift ui did not answer within 60 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def page(server):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    dialogs = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        pg = browser.new_page(viewport={"width": 1300, "height": 1000})
+        pg.set_default_timeout(60_000)
+        pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        pg.dialogs = dialogs
+        yield pg
+        browser.close()
+    assert dialogs == [], f"JavaScript dialogs fired: {dialogs}"
+
+
+def ask(page, text: str) -> None:
+    box = page.get_by_label(QUESTION_LABEL)
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_question_paper_related_filter_reload_and_back(page, server):
+    page.goto(server)
+    ask(page, "teaching a small model to rerank documents by distilling reasoning")
+    first = page.locator("button", has_text="1. Distillation and Refinement of Reasoning")
+    first.wait_for()
+    assert "q=teaching+a+small+model" in page.url
+    page.screenshot(path=ARTIFACTS / "search.png")
+
+    first.click()
+    page.get_by_text("Related work").wait_for()
+    assert "paper=2504.03947" in page.url
+    page.screenshot(path=ARTIFACTS / "paper.png")
+    related = page.locator("[class*='st-key-rel-'] button").first
+    related_title = related.inner_text()
+    related.click()
+    page.get_by_role("heading", name=related_title[:30]).wait_for()
+    assert "paper=2504.03947" not in page.url
+
+    page.go_back()  # browser history: back to the first paper page
+    page.get_by_role("heading", name="Distillation and Refinement").wait_for()
+    page.locator("[class*='st-key-back'] button").click()
+    page.locator("button", has_text="1. Distillation and Refinement").wait_for()
+
+    page.get_by_label("Categories").click()
+    page.get_by_role("option", name="cs.LG (").first.click()
+    page.keyboard.press("Escape")
+    page.wait_for_url("**cat=cs.LG**")
+    page.wait_for_timeout(1500)  # let the filtered results replace the unfiltered ones
+    titles = page.locator("[class*='st-key-open-'] button").all_inner_texts()
+    assert titles and "1. Distillation and Refinement" not in titles[0]  # it is not in cs.LG
+    page.screenshot(path=ARTIFACTS / "filtered.png")
+
+    shared = page.url
+    page.goto(shared)  # a reload of a shared link reproduces the view
+    cards = page.locator("[class*='st-key-open-'] button")
+    playwright.expect(cards).to_have_count(len(titles), timeout=60_000)
+    playwright.expect(cards).to_have_text(titles)
+    playwright.expect(page.get_by_label(QUESTION_LABEL)).to_have_value(
+        "teaching a small model to rerank documents by distilling reasoning")
+
+
+def test_hostile_titles_are_inert_text(page, server):
+    page.goto(server + "/?q=alert+dialog+test")
+    for title in HOSTILE:
+        page.get_by_text(title, exact=False).first.wait_for()
+    page.wait_for_timeout(1000)
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("a[href^='javascript']").count() == 0
+    page.screenshot(path=ARTIFACTS / "hostile.png")
+    assert page.dialogs == []
