@@ -21,6 +21,7 @@ _OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
 _ID_PREFIX = re.compile(
     r"^(?:arxiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html)/)", re.IGNORECASE
 )
+_VERSION = re.compile(r"v(\d+)$")
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ].*)?$")
 _DATE_FIELDS = ("published", "listing_date", "update_date")
 
@@ -47,6 +48,9 @@ class Paper:
     published: str = ""
     url: str = ""
     upvotes: int | None = None
+    num_comments: int | None = None
+    keywords: tuple[str, ...] = ()
+    version: int | None = None
     content_hash: str = field(default="", compare=False)
 
     @property
@@ -61,11 +65,10 @@ def embed_text(title: str, abstract: str) -> str:
     return title or abstract
 
 
-def canonical_id(raw: str) -> str:
-    """Canonical paper id: arXiv ids lose prefixes, URLs and versions; others are stripped.
+def split_version(raw: str) -> tuple[str, int | None]:
+    """Canonical paper id and arXiv version: `arXiv:2401.00001v2` -> ('2401.00001', 2).
 
-    >>> canonical_id("https://arxiv.org/abs/2401.00001v2")
-    '2401.00001'
+    arXiv ids lose prefixes, URLs and versions; other ids are only stripped.
     """
     s = raw.strip()
     s = _ID_PREFIX.sub("", s)
@@ -75,8 +78,18 @@ def canonical_id(raw: str) -> str:
     for pattern in (_NEW_ID, _OLD_ID):
         m = pattern.match(s)
         if m:
-            return m.group(1)
-    return raw.strip()
+            v = _VERSION.search(s)
+            return m.group(1), int(v.group(1)) if v else None
+    return raw.strip(), None
+
+
+def canonical_id(raw: str) -> str:
+    """Canonical paper id.
+
+    >>> canonical_id("https://arxiv.org/abs/2401.00001v2")
+    '2401.00001'
+    """
+    return split_version(raw)[0]
 
 
 def is_arxiv_id(paper_id: str) -> bool:
@@ -135,6 +148,7 @@ def _string_list(value: Any, field_name: str, split: re.Pattern[str]) -> tuple[s
 
 _AUTHOR_SPLIT = re.compile(r"\s*,\s*|\s+and\s+|\s*;\s*")
 _SPACE_SPLIT = re.compile(r"[\s,]+")
+_LIST_SPLIT = re.compile(r"\s*[,;]\s*")
 
 
 def _date(record: Mapping[str, Any]) -> str:
@@ -163,14 +177,25 @@ def _optional_str(record: Mapping[str, Any], name: str) -> str:
     return value.strip()
 
 
-def _upvotes(value: Any) -> int | None:
+def _count(value: Any, name: str) -> int | None:
     if value in (None, ""):
         return None
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"'upvotes' must be a non-negative integer, not {value!r}")
+        raise ValueError(f"'{name}' must be a non-negative integer, not {value!r}")
     return value
+
+
+def _version(record: Mapping[str, Any], from_id: int | None) -> int | None:
+    value = record.get("version")
+    if isinstance(value, str) and re.fullmatch(r"v?\d+", value.strip()):
+        return int(value.strip().lstrip("v"))
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if value not in (None, ""):
+        raise ValueError(f"'version' must be like 3 or 'v3', not {value!r}")
+    return from_id
 
 
 def paper_from_dict(record: Any) -> Paper:
@@ -198,7 +223,8 @@ def paper_from_dict(record: Any) -> Paper:
     )
     if not title and not abstract:
         raise ValueError("neither title nor abstract")
-    paper_id = canonical_id(raw_id)
+    paper_id, id_version = split_version(raw_id)
+    keywords_field = "keywords" if "keywords" in record else "ai_keywords"
     categories = _string_list(record.get("categories"), "categories", _SPACE_SPLIT)
     primary = _optional_str(record, "primary_category") or (categories[0] if categories else "")
     return Paper(
@@ -210,6 +236,9 @@ def paper_from_dict(record: Any) -> Paper:
         primary_category=primary,
         published=_date(record),
         url=_optional_str(record, "url") or arxiv_abs_url(paper_id),
-        upvotes=_upvotes(record.get("upvotes")),
+        upvotes=_count(record.get("upvotes"), "upvotes"),
+        num_comments=_count(record.get("num_comments", record.get("numComments")), "num_comments"),
+        keywords=_string_list(record.get(keywords_field), keywords_field, _LIST_SPLIT),
+        version=_version(record, id_version),
         content_hash=content_hash(title, abstract),
     )

@@ -5,6 +5,7 @@ An index is a folder::
     INDEX/
       CURRENT              name of the generation being served (switched by atomic rename)
       .lock                flock held by the one process writing this index
+      fetched/             downloads in progress for `update --from` (resumable)
       gen-<utc>-<hex>/     one complete, immutable generation
         papers.sqlite      metadata, the source of truth; `row` = FAISS id = vector row
         vectors.npy        float32 (count, dim), L2-normalised; read with allow_pickle=False
@@ -42,9 +43,10 @@ from indexer import __version__
 from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch
 from indexer.records import Paper
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CURRENT = "CURRENT"
 LOCK = ".lock"
+FETCHED = "fetched"
 MANIFEST = "manifest.json"
 PAPERS_DB = "papers.sqlite"
 VECTORS = "vectors.npy"
@@ -64,6 +66,9 @@ CREATE TABLE papers (
     published TEXT NOT NULL,
     url TEXT NOT NULL,
     upvotes INTEGER,
+    num_comments INTEGER,
+    keywords TEXT NOT NULL,
+    version INTEGER,
     content_hash TEXT NOT NULL
 );
 CREATE INDEX papers_published ON papers(published);
@@ -132,6 +137,11 @@ def writer_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def fetch_dir(root: Path) -> Path:
+    """Where `update --from` keeps a fetch in progress (resumable; removed once merged)."""
+    return Path(root) / FETCHED
+
+
 def current_generation(root: Path) -> Path | None:
     """The generation folder `CURRENT` names, or None when there is none."""
     try:
@@ -163,13 +173,14 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
     try:
         db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
         db.executemany(
-            "INSERT INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 (
                     row, p.id, p.title, p.abstract,
                     json.dumps(list(p.authors), ensure_ascii=False),
                     json.dumps(list(p.categories), ensure_ascii=False),
-                    p.primary_category, p.published, p.url, p.upvotes, p.content_hash,
+                    p.primary_category, p.published, p.url, p.upvotes, p.num_comments,
+                    json.dumps(list(p.keywords), ensure_ascii=False), p.version, p.content_hash,
                 )
                 for row, p in enumerate(papers)
             ),
@@ -250,7 +261,7 @@ class PaperTable:
 
     _COLUMNS = (
         "row, id, title, abstract, authors, categories, primary_category, published, url, "
-        "upvotes, content_hash"
+        "upvotes, num_comments, keywords, version, content_hash"
     )
 
     def __init__(self, path: Path) -> None:
@@ -274,7 +285,8 @@ class PaperTable:
         return Paper(
             id=r[1], title=r[2], abstract=r[3], authors=tuple(json.loads(r[4])),
             categories=tuple(json.loads(r[5])), primary_category=r[6], published=r[7],
-            url=r[8], upvotes=r[9], content_hash=r[10],
+            url=r[8], upvotes=r[9], num_comments=r[10], keywords=tuple(json.loads(r[11])),
+            version=r[12], content_hash=r[13],
         )
 
     def papers(self, rows: Sequence[int]) -> dict[int, Paper]:
@@ -288,6 +300,11 @@ class PaperTable:
             for r in self._query(sql, chunk):
                 found[r[0]] = self._paper(r)
         return found
+
+    def all_papers(self) -> list[Paper]:
+        """Every paper in row order."""
+        rows = self._query(f"SELECT {self._COLUMNS} FROM papers ORDER BY row")
+        return [self._paper(r) for r in rows]
 
     def row_of(self, paper_id: str) -> int | None:
         result = self._query("SELECT row FROM papers WHERE id = ?", (paper_id,))

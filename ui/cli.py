@@ -15,20 +15,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
 from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError
+from ui import cli_sources
+from ui.clikit import (
+    AuthorOpt,
+    CategoryOpt,
+    IndexOpt,
+    JsonOpt,
+    KOpt,
+    ModelOpt,
+    PortOpt,
+    ProblemPrinter,
+    SinceOpt,
+    SortOpt,
+    UntilOpt,
+    UsageProblem,
+    encode_progress,
+    err,
+    human_size,
+    make_encoder,
+    out,
+)
 from ui.settings import BUNDLED_CORPUS, Settings
 
 try:  # typer >= 0.29 vendors its own copy of click
@@ -43,38 +53,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="papersift: local semantic search over research papers.",
 )
-out = Console(soft_wrap=False)
-err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("papersift")
-
-IndexOpt = Annotated[
-    Path | None, typer.Option("--index", help="Index folder [env PAPERSIFT_INDEX].")
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", help="sentence-transformers model: folder or hub name "
-                 "[env PAPERSIFT_MODEL; default: packaged all-MiniLM-L6-v2]."),
-]
-KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of results (1-1000).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
-PortOpt = Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")]
-SinceOpt = Annotated[str, typer.Option("--since", help="Published on or after YYYY-MM-DD.")]
-UntilOpt = Annotated[str, typer.Option("--until", help="Published on or before YYYY-MM-DD.")]
-CategoryOpt = Annotated[
-    list[str] | None, typer.Option("--category", help="arXiv category; repeat for any of several.")
-]
-AuthorOpt = Annotated[str, typer.Option("--author", help="An author's name contains this.")]
-SortOpt = Annotated[str, typer.Option("--sort", help="relevance, newest or upvotes.")]
-
-
-class UsageProblem(Exception):
-    """A mistake in how the command was called (exit 2)."""
-
-
-def _encoder(model: str | None, precision: str = "float32", batch_size: int = 64):
-    from indexer.encoder import SentenceTransformerEncoder
-
-    return SentenceTransformerEncoder(model, precision=precision, batch_size=batch_size)
 
 
 def _searcher(settings: Settings, with_model: bool = True):
@@ -82,7 +61,7 @@ def _searcher(settings: Settings, with_model: bool = True):
     from search import Searcher
 
     read_manifest(settings.index)  # fail on a missing index before loading the model
-    return Searcher(settings.index, _encoder(settings.model) if with_model else None)
+    return Searcher(settings.index, make_encoder(settings.model) if with_model else None)
 
 
 def _filters(since: str, until: str, category: list[str] | None, author: str):
@@ -97,20 +76,6 @@ def _filters(since: str, until: str, category: list[str] | None, author: str):
         except ValueError:
             raise UsageProblem(f"{name} must be a YYYY-MM-DD date, got {value!r}") from None
     return Filters(since, until, tuple(category or ()), author)
-
-
-class _SpeedColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} papers/s" if speed else "-- papers/s")
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 @app.command()
@@ -130,30 +95,18 @@ def build(
     if precision not in ("auto", "float32", "bfloat16"):
         raise UsageProblem(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
     settings = Settings.load(index, model)
-    shown = 0
-
-    def on_problem(problem) -> None:
-        nonlocal shown
-        shown += 1
-        if shown <= 20:
-            err.print(f"{problem} (skipped)", markup=False, highlight=False)
-
-    columns = (TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), _SpeedColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("encode", total=None)
+    problems = ProblemPrinter()
+    with encode_progress() as on_progress:
         report = build_index(
-            files, settings.index, _encoder(settings.model, precision, batch_size),
-            strict=strict, on_problem=on_problem,
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            files, settings.index, make_encoder(settings.model, precision, batch_size),
+            strict=strict, on_problem=problems, on_progress=on_progress,
         )
-    if shown > 20:
-        err.print(f"... and {shown - 20} more bad lines")
+    problems.summary()
     print(
         f"Indexed {report.papers:,} papers ({report.skipped:,} bad lines skipped, "
         f"{report.duplicates:,} duplicates merged) in {report.seconds:.1f} s "
         f"({report.papers / max(report.seconds, 1e-9):,.0f} papers/s); "
-        f"index {_size(report.size_bytes)} at {settings.index}"
+        f"index {human_size(report.size_bytes)} at {settings.index}"
     )
 
 
@@ -276,7 +229,7 @@ def info(
         f"vectors     dim {m['dim']}, {m['metric']}, "
         f"{'normalised' if m['normalized'] else 'not normalised'}",
         f"faiss       {m['faiss']['type']} ({'exact' if m['faiss'].get('exact') else 'approx.'})",
-        f"size        {_size(handle.size_bytes())} in {len(m['files'])} files"
+        f"size        {human_size(handle.size_bytes())} in {len(m['files'])} files"
         + (" (sha256 verified)" if verify else ""),
     ]
     if top:
@@ -319,6 +272,10 @@ def demo(port: PortOpt = 8501, index: IndexOpt = None) -> None:
         err.print(f"papersift: building the bundled corpus into {settings.index} (once)")
         build(files=[BUNDLED_CORPUS], index=settings.index, model=None)
     raise typer.Exit(_run_app(settings, port))
+
+
+app.command()(cli_sources.update)
+app.add_typer(cli_sources.fetch_app, name="fetch")
 
 
 def main(argv: list[str] | None = None) -> int:

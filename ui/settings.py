@@ -25,6 +25,10 @@ class Settings:
 
     index: Path
     model: str | None = None
+    arxiv_url: str = ""
+    oai_url: str = ""
+    hf_url: str = ""
+    hf_token: str = ""
 
     @classmethod
     def load(
@@ -32,12 +36,23 @@ class Settings:
         index: str | Path | None = None,
         model: str | None = None,
         env: Mapping[str, str] | None = None,
+        *,
+        arxiv_url: str | None = None,
+        oai_url: str | None = None,
+        hf_url: str | None = None,
     ) -> Settings:
+        from indexer.arxiv import ARXIV_API_URL, ARXIV_OAI_URL
+        from indexer.hf import HF_DAILY_URL
+
         env = os.environ if env is None else env
         chosen = index or env.get("PAPERSIFT_INDEX") or default_index_dir()
         return cls(
             index=Path(chosen).expanduser(),
             model=model or env.get("PAPERSIFT_MODEL") or None,
+            arxiv_url=arxiv_url or env.get("PAPERSIFT_ARXIV_URL") or ARXIV_API_URL,
+            oai_url=oai_url or env.get("PAPERSIFT_OAI_URL") or ARXIV_OAI_URL,
+            hf_url=hf_url or env.get("PAPERSIFT_HF_URL") or HF_DAILY_URL,
+            hf_token=env.get("HF_TOKEN", ""),
         )
 
     def environment(self) -> dict[str, str]:

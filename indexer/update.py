@@ -1,0 +1,132 @@
+"""Incremental update: merge new records into the served index, embedding only what changed.
+
+A paper whose title and abstract hash is unchanged keeps its stored vector (its upvotes,
+comments and other metadata still refresh); a new or changed paper is encoded; an older
+arXiv version than the stored one is ignored. The result is a new generation switched
+atomically, so readers keep answering from the old one until the switch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from indexer.build import ProgressFn, build_index, collect_papers, encode_papers
+from indexer.encoder import Encoder
+from indexer.errors import IndexNotFound, PapersiftError
+from indexer.readers import Problem
+from indexer.records import Paper
+from indexer.store import (
+    ModelInfo,
+    open_index,
+    read_manifest,
+    remove_leftovers,
+    write_generation,
+    writer_lock,
+)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What an update did. `encoded` counts the papers that went through the model."""
+
+    added: int
+    changed: int
+    refreshed: int
+    unchanged: int
+    older_ignored: int
+    skipped: int
+    encoded: int
+    total: int
+    seconds: float
+    generation: Path
+
+
+def merge(old: Paper, new: Paper) -> Paper | None:
+    """The paper to keep when `new` arrives for a stored `old`; None keeps `old` as it is.
+
+    The newer record wins field by field; fields it lacks (categories from a Hugging Face
+    record, upvotes from an arXiv one) are kept from the stored paper.
+    """
+    if old.version and new.version and new.version < old.version:
+        return None
+    return replace(
+        new,
+        authors=new.authors or old.authors,
+        categories=new.categories or old.categories,
+        primary_category=new.primary_category or old.primary_category,
+        published=new.published or old.published,
+        url=new.url or old.url,
+        upvotes=new.upvotes if new.upvotes is not None else old.upvotes,
+        num_comments=new.num_comments if new.num_comments is not None else old.num_comments,
+        keywords=new.keywords or old.keywords,
+        version=new.version or old.version,
+    )
+
+
+def update_index(
+    paths: Sequence[str | Path],
+    root: str | Path,
+    encoder: Encoder,
+    *,
+    strict: bool = False,
+    on_problem: Callable[[Problem], None] | None = None,
+    on_progress: ProgressFn | None = None,
+) -> UpdateReport:
+    """Merge the papers in `paths` into the index at `root` (built from them if missing)."""
+    started = time.perf_counter()
+    root = Path(root)
+    try:
+        read_manifest(root)
+    except IndexNotFound:
+        report = build_index(paths, root, encoder, strict=strict, on_problem=on_problem,
+                             on_progress=on_progress)
+        return UpdateReport(report.papers, 0, 0, 0, 0, report.skipped, report.papers,
+                            report.papers, report.seconds, report.generation)
+    with writer_lock(root):
+        remove_leftovers(root)
+        incoming, problems, _ = collect_papers(paths, strict, on_problem)
+        if not incoming:
+            names = ", ".join(map(str, paths))
+            raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
+        handle = open_index(root, ModelInfo.of(encoder))
+        papers = handle.papers.all_papers()
+        vectors = np.array(handle.vectors, dtype=np.float32)  # a private copy
+        handle.papers.close()
+        row_of = {p.id: row for row, p in enumerate(papers)}
+        to_encode: list[int] = []
+        added = changed = refreshed = unchanged = older = 0
+        for paper in incoming:
+            row = row_of.get(paper.id)
+            if row is None:
+                row_of[paper.id] = len(papers)
+                papers.append(paper)
+                to_encode.append(row_of[paper.id])
+                added += 1
+                continue
+            merged = merge(papers[row], paper)
+            if merged is None:
+                older += 1
+            elif merged.content_hash != papers[row].content_hash:
+                papers[row] = merged
+                to_encode.append(row)
+                changed += 1
+            elif merged != papers[row]:
+                papers[row] = merged
+                refreshed += 1
+            else:
+                unchanged += 1
+        if added + changed + refreshed == 0:  # nothing new: keep serving what is there
+            return UpdateReport(0, 0, 0, unchanged, older, len(problems), 0, len(papers),
+                                time.perf_counter() - started, handle.generation)
+        fresh = encode_papers([papers[r] for r in to_encode], encoder, on_progress)
+        vectors = np.vstack([vectors, np.zeros((added, vectors.shape[1]), np.float32)])
+        if to_encode:
+            vectors[to_encode] = fresh
+        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder))
+    return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
+                        len(to_encode), len(papers), time.perf_counter() - started, gen)

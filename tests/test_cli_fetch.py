@@ -1,0 +1,115 @@
+"""`papersift fetch` and `papersift update --from` against a local HTTP server on 127.0.0.1."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.feeds import atom_page, bundled_papers, hf_items, oai_page
+from tests.test_cli import papersift
+
+NEW = bundled_papers(25, skip=300)  # not in the 300-paper test index
+KNOWN = bundled_papers(3)  # already in it
+
+
+class FakeServices(BaseHTTPRequestHandler):
+    log: list = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        url = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        FakeServices.log.append((time.monotonic(), url.path, q))
+        if url.path == "/api/query":
+            start, size = int(q["start"]), int(q["max_results"])
+            body, kind = atom_page(NEW[start:start + size], len(NEW), start), "application/atom+xml"
+        elif url.path == "/oai":
+            token = q.get("resumptionToken")
+            body = oai_page(NEW[:10], "next") if not token else oai_page(NEW[10:], None)
+            kind = "text/xml"
+        elif url.path == "/api/daily_papers":
+            body, kind = json.dumps(hf_items(KNOWN, upvotes=40)).encode(), "application/json"
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def services():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeServices)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_fetch_arxiv_is_spaced_and_complete(services, tmp_path):
+    FakeServices.log.clear()
+    out = tmp_path / "arxiv.jsonl"
+    proc = papersift("fetch", "arxiv", "--category", "cs.CL", "--category", "cs.LG",
+                     "--since", "2025-01-01", "--until", "2026-12-31", "--page-size", 10,
+                     "--delay", 0.4, "--arxiv-url", f"{services}/api/query", "--out", out, check=0)
+    assert "Wrote 25 papers" in proc.stdout
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == sorted((p["id"] for p in NEW),
+                                               key=lambda i: next(p["listing_date"] for p in NEW
+                                                                  if p["id"] == i))
+    times = [t for t, path, _ in FakeServices.log if path == "/api/query"]
+    assert len(times) == 3
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.4 - 0.01, gaps  # measured on the server's clock
+    query = FakeServices.log[0][2]
+    assert query["search_query"] == ("(cat:cs.CL OR cat:cs.LG) AND "
+                                     "submittedDate:[202501010000 TO 202612312359]")
+    assert query["sortBy"] == "submittedDate"
+
+
+def test_fetch_oai_and_hf(services, tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERSIFT_OAI_URL", f"{services}/oai")
+    proc = papersift("fetch", "oai", "--set", "cs", "--from", "2025-01-01", "--delay", 0,
+                     "--out", tmp_path / "oai.jsonl", check=0)
+    assert "Wrote 25 papers" in proc.stdout
+    proc = papersift("fetch", "hf", "--date", "2026-07-24", "--delay", 0,
+                     "--hf-url", f"{services}/api/daily_papers", "--out", tmp_path / "hf.jsonl",
+                     check=0)
+    assert "Wrote 3 papers" in proc.stdout
+    bad = papersift("fetch", "hf", "--date", "24/07/2026", "--hf-url", services,
+                    "--out", tmp_path / "x.jsonl")
+    assert bad.returncode == 1 and "--date '24/07/2026' is not in the form" in bad.stderr
+
+
+@pytest.mark.model
+def test_update_from_arxiv_then_hf(services, real_index_copy):
+    proc = papersift("update", "--from", "arxiv", "--category", "cs.CL", "--since", "2025-01-01",
+                     "--until", "2026-12-31", "--delay", 0, "--arxiv-url", f"{services}/api/query",
+                     "--index", real_index_copy, check=0)
+    assert "25 added" in proc.stdout and "encoded 25 papers" in proc.stdout
+    assert "325 in the index" in proc.stdout
+    assert not list((real_index_copy / "fetched").glob("*.jsonl"))
+
+    proc = papersift("update", "--from", "hf", "--date", "2026-07-24", "--delay", 0,
+                     "--hf-url", f"{services}/api/daily_papers", "--index", real_index_copy,
+                     check=0)
+    assert "3 refreshed without re-embedding" in proc.stdout and "encoded 0 papers" in proc.stdout
+    hits = papersift("similar", KNOWN[1]["id"], "--index", real_index_copy, "-k", 1, check=0)
+    assert hits.returncode == 0
+    from search import Searcher
+
+    assert Searcher(real_index_copy).paper(KNOWN[1]["id"]).upvotes == 41
+
+
+def test_update_usage_errors(tmp_path):
+    proc = papersift("update", "--index", tmp_path)
+    assert proc.returncode == 2 and "give either FILE... or --from" in proc.stderr
+    proc = papersift("update", "--from", "nowhere", "--index", tmp_path)
+    assert proc.returncode == 2 and "--from must be arxiv, oai or hf" in proc.stderr

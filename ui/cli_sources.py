@@ -1,0 +1,170 @@
+"""`papersift fetch arxiv|oai|hf` and `papersift update`: keep an index current."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ui.clikit import (
+    CategoryOpt,
+    IndexOpt,
+    ModelOpt,
+    ProblemPrinter,
+    UsageProblem,
+    encode_progress,
+    err,
+    make_encoder,
+)
+from ui.settings import Settings
+
+fetch_app = typer.Typer(help="Download papers from arXiv or Hugging Face Papers to JSON Lines.",
+                        no_args_is_help=True)
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Output JSON Lines file (written atomically).")]
+DelayOpt = Annotated[
+    float | None, typer.Option("--delay", help="Seconds between requests (arXiv asks for 3).")
+]
+FetchSince = Annotated[str, typer.Option("--since", help="Submitted on or after YYYY-MM-DD.")]
+FetchUntil = Annotated[str, typer.Option("--until", help="Submitted on or before YYYY-MM-DD.")]
+QueryOpt = Annotated[str, typer.Option("--query", help="Extra arXiv search_query, e.g. 'ti:diffusion'.")]
+SetOpt = Annotated[str, typer.Option("--set", help="OAI-PMH set, e.g. cs, math, physics:hep-th.")]
+FromOpt = Annotated[str, typer.Option("--from", help="OAI-PMH: records changed on or after YYYY-MM-DD.")]
+DateOpt = Annotated[str, typer.Option("--date", help="Hugging Face daily list of YYYY-MM-DD.")]
+WeekOpt = Annotated[str, typer.Option("--week", help="Hugging Face list of week YYYY-Www.")]
+MonthOpt = Annotated[str, typer.Option("--month", help="Hugging Face list of month YYYY-MM.")]
+ArxivUrl = Annotated[str | None, typer.Option("--arxiv-url", help="[env PAPERSIFT_ARXIV_URL]")]
+OaiUrl = Annotated[str | None, typer.Option("--oai-url", help="[env PAPERSIFT_OAI_URL]")]
+HfUrl = Annotated[str | None, typer.Option("--hf-url", help="[env PAPERSIFT_HF_URL]")]
+
+
+def _check_date(name: str, value: str) -> None:
+    import datetime as dt
+
+    try:
+        if value:
+            dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageProblem(f"{name} must be a YYYY-MM-DD date, got {value!r}") from None
+
+
+def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, **options) -> int:
+    """Fetch from one source into `out`; returns the number of records written."""
+    from indexer.arxiv import fetch_arxiv, fetch_oai
+    from indexer.fetch import Polite, ResumableJsonl, make_client
+    from indexer.hf import HF_INTERVAL, fetch_hf
+
+    for name in ("since", "until"):
+        _check_date(f"--{'from' if source == 'oai' and name == 'since' else name}",
+                    options.get(name, ""))
+    headers = {"Authorization": f"Bearer {settings.hf_token}"} if (
+        source == "hf" and settings.hf_token) else {}
+    interval = delay if delay is not None else (HF_INTERVAL if source == "hf" else 3.0)
+    sink = ResumableJsonl(out)
+
+    def on_page(count: int, total: int) -> None:
+        err.print(f"fetched {count:,}" + (f" of {total:,}" if total else "") + " papers",
+                  highlight=False)
+
+    with make_client(headers=headers) as client:
+        polite = Polite(client, interval=interval)
+        if source == "arxiv":
+            return fetch_arxiv(polite, sink, base_url=settings.arxiv_url, on_page=on_page, **options)
+        if source == "oai":
+            return fetch_oai(polite, sink, base_url=settings.oai_url, on_page=on_page, **options)
+        return fetch_hf(polite, sink, base_url=settings.hf_url, on_page=on_page, **options)
+
+
+def _done(count: int, out: Path) -> None:
+    print(f"Wrote {count:,} papers to {out}")
+
+
+@fetch_app.command("arxiv")
+def fetch_arxiv_cmd(out: OutOpt, category: CategoryOpt = None, since: FetchSince = "",
+                    until: FetchUntil = "", query: QueryOpt = "",
+                    page_size: Annotated[int, typer.Option("--page-size", min=1, max=2000)] = 500,
+                    delay: DelayOpt = None, arxiv_url: ArxivUrl = None) -> None:
+    """Papers from the arXiv API by category, date window and query; resumable."""
+    settings = Settings.load(arxiv_url=arxiv_url)
+    _done(_run_fetch("arxiv", settings, out, delay, categories=tuple(category or ()),
+                     since=since, until=until, query=query, page_size=page_size), out)
+
+
+@fetch_app.command("oai")
+def fetch_oai_cmd(out: OutOpt, set_spec: SetOpt = "cs", since: FromOpt = "",
+                  until: FetchUntil = "", delay: DelayOpt = None, oai_url: OaiUrl = None) -> None:
+    """Bulk or incremental harvest through arXiv OAI-PMH; resumable."""
+    settings = Settings.load(oai_url=oai_url)
+    _done(_run_fetch("oai", settings, out, delay, set_spec=set_spec, since=since, until=until),
+          out)
+
+
+@fetch_app.command("hf")
+def fetch_hf_cmd(out: OutOpt, date: DateOpt = "", week: WeekOpt = "", month: MonthOpt = "",
+                 delay: DelayOpt = None, hf_url: HfUrl = None) -> None:
+    """The Hugging Face daily papers list with upvotes, comments and keywords."""
+    settings = Settings.load(hf_url=hf_url)
+    _done(_run_fetch("hf", settings, out, delay, date=date, week=week, month=month), out)
+
+
+def update(
+    files: Annotated[list[Path] | None, typer.Argument(help="JSONL / CSV files of papers.")] = None,
+    source: Annotated[str | None, typer.Option("--from", help="Fetch first: arxiv, oai or hf.")] = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    strict: Annotated[bool, typer.Option("--strict")] = False,
+    category: CategoryOpt = None,
+    since: FetchSince = "",
+    until: FetchUntil = "",
+    query: QueryOpt = "",
+    set_spec: SetOpt = "cs",
+    date: DateOpt = "",
+    week: WeekOpt = "",
+    month: MonthOpt = "",
+    delay: DelayOpt = None,
+    arxiv_url: ArxivUrl = None,
+    oai_url: OaiUrl = None,
+    hf_url: HfUrl = None,
+) -> None:
+    """Add new papers and re-embed only changed ones; readers keep the old index until the switch."""
+    from indexer.store import fetch_dir
+    from indexer.update import update_index
+
+    if bool(files) == bool(source):
+        raise UsageProblem("give either FILE... or --from arxiv|oai|hf")
+    settings = Settings.load(index, model, arxiv_url=arxiv_url, oai_url=oai_url, hf_url=hf_url)
+    fetched = None
+    if source:
+        options = {
+            "arxiv": {"categories": tuple(category or ()), "since": since, "until": until,
+                      "query": query},
+            "oai": {"set_spec": set_spec, "since": since, "until": until},
+            "hf": {"date": date, "week": week, "month": month},
+        }.get(source)
+        if options is None:
+            raise UsageProblem(f"--from must be arxiv, oai or hf, got {source!r}")
+        key = hashlib.sha256(json.dumps([source, options], sort_keys=True).encode()).hexdigest()
+        fetched = fetch_dir(settings.index) / f"{source}-{key[:12]}.jsonl"
+        count = _run_fetch(source, settings, fetched, delay, **options)
+        err.print(f"fetched {count:,} papers from {source}", highlight=False)
+        if count == 0:
+            fetched.unlink(missing_ok=True)
+            print("Nothing new to add.")
+            return
+        files = [fetched]
+    problems = ProblemPrinter()
+    with encode_progress() as on_progress:
+        report = update_index(files, settings.index, make_encoder(settings.model, "auto"),
+                              strict=strict, on_problem=problems, on_progress=on_progress)
+    problems.summary()
+    if fetched is not None:
+        fetched.unlink(missing_ok=True)
+    print(f"Updated {settings.index}: {report.added:,} added, {report.changed:,} changed, "
+          f"{report.refreshed:,} refreshed without re-embedding, {report.unchanged:,} unchanged, "
+          f"{report.older_ignored:,} older versions ignored, {report.skipped:,} bad lines; "
+          f"encoded {report.encoded:,} papers; {report.total:,} in the index "
+          f"({report.seconds:.1f} s)")
+

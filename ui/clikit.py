@@ -1,0 +1,96 @@
+"""Pieces shared by the command modules: consoles, option types, progress, the encoder."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+out = Console(soft_wrap=False)
+err = Console(stderr=True, soft_wrap=True)
+
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index folder [env PAPERSIFT_INDEX].")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="sentence-transformers model: folder or hub name "
+                 "[env PAPERSIFT_MODEL; default: packaged all-MiniLM-L6-v2]."),
+]
+KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of results (1-1000).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+PortOpt = Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")]
+SinceOpt = Annotated[str, typer.Option("--since", help="Published on or after YYYY-MM-DD.")]
+UntilOpt = Annotated[str, typer.Option("--until", help="Published on or before YYYY-MM-DD.")]
+CategoryOpt = Annotated[
+    list[str] | None, typer.Option("--category", help="arXiv category; repeat for any of several.")
+]
+AuthorOpt = Annotated[str, typer.Option("--author", help="An author's name contains this.")]
+SortOpt = Annotated[str, typer.Option("--sort", help="relevance, newest or upvotes.")]
+
+
+class UsageProblem(Exception):
+    """A mistake in how the command was called (exit 2)."""
+
+
+def make_encoder(model: str | None, precision: str = "float32", batch_size: int = 64):
+    from indexer.encoder import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(model, precision=precision, batch_size=batch_size)
+
+
+
+class _SpeedColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} papers/s" if speed else "-- papers/s")
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+
+@contextlib.contextmanager
+def encode_progress() -> Iterator:
+    """A progress bar with papers/s and ETA; yields the `on_progress(done, total)` callback."""
+    columns = (TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), _SpeedColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("encode", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+class ProblemPrinter:
+    """Prints the first bad input lines as they are found, then how many more there were."""
+
+    def __init__(self, limit: int = 20) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def __call__(self, problem) -> None:
+        self.seen += 1
+        if self.seen <= self.limit:
+            err.print(f"{problem} (skipped)", markup=False, highlight=False)
+
+    def summary(self) -> None:
+        if self.seen > self.limit:
+            err.print(f"... and {self.seen - self.limit} more bad lines")
