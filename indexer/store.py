@@ -10,6 +10,7 @@ An index is a folder::
         papers.sqlite      metadata, the source of truth; `row` = FAISS id = vector row
         vectors.npy        float32 (count, dim), L2-normalised; read with allow_pickle=False
         faiss.index        FAISS IndexFlatIP over the same rows
+        bm25/              BM25 (bm25s arrays as .npy, vocabulary and parameters as JSON)
         manifest.json      schema, versions, model name + weights hash, dim, metric, count,
                            FAISS description, each file's size and sha256 (written last)
 
@@ -39,7 +40,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer import __version__
+from indexer import __version__, lexical
 from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch
 from indexer.records import Paper
 
@@ -51,6 +52,7 @@ MANIFEST = "manifest.json"
 PAPERS_DB = "papers.sqlite"
 VECTORS = "vectors.npy"
 FAISS_INDEX = "faiss.index"
+BM25_DIR = "bm25"
 DATA_FILES = (PAPERS_DB, VECTORS, FAISS_INDEX)
 _GEN_NAME = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
 
@@ -233,6 +235,11 @@ def write_generation(
     _write_papers(gen / PAPERS_DB, papers)
     _write_vectors(gen / VECTORS, vectors)
     faiss_info = _write_faiss(gen / FAISS_INDEX, vectors)
+    lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
+                 gen / BM25_DIR)
+    files = [*DATA_FILES, *sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())]
+    for name in files[len(DATA_FILES):]:
+        _fsync_path(gen / name)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "papersift_version": __version__,
@@ -243,9 +250,10 @@ def write_generation(
         "normalized": True,
         "count": len(papers),
         "faiss": faiss_info,
+        "lexical": {k: v for k, v in lexical.SETTINGS.items()},
         "files": {
             name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
-            for name in DATA_FILES
+            for name in files
         },
     }
     _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
@@ -362,6 +370,7 @@ class IndexHandle:
     papers: PaperTable
     vectors: np.ndarray
     faiss_index: Any
+    lexical: Any = None  # a bm25s retriever, or None for an index built without one
 
     @property
     def count(self) -> int:
@@ -411,9 +420,8 @@ def check_model(root: Path, manifest: dict[str, Any], model: ModelInfo) -> None:
 
 
 def _check_files(gen: Path, manifest: dict[str, Any], verify: bool) -> None:
-    for name in DATA_FILES:
+    for name, expected in manifest["files"].items():
         path = gen / name
-        expected = manifest["files"][name]
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -466,4 +474,13 @@ def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False)
             f"{gen / FAISS_INDEX}: {index.ntotal} vectors of dim {index.d} but {MANIFEST} says "
             f"{count} of dim {dim}"
         )
-    return IndexHandle(root, gen, manifest, papers, vectors, index)
+    bm25 = None
+    if manifest.get("lexical"):
+        try:
+            bm25 = lexical.load(gen / BM25_DIR)
+        except (OSError, ValueError, KeyError) as e:
+            raise IndexCorrupt(f"{gen / BM25_DIR}: unreadable BM25 index ({e})") from None
+        if bm25.scores["num_docs"] != count:
+            raise IndexCorrupt(f"{gen / BM25_DIR}: {bm25.scores['num_docs']} documents but "
+                               f"{MANIFEST} says {count}")
+    return IndexHandle(root, gen, manifest, papers, vectors, index, bm25)

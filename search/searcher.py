@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -11,10 +11,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+from indexer import lexical
 from indexer.encoder import Encoder
 from indexer.errors import InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id
 from indexer.store import IndexHandle, ModelInfo, open_index
+from search.hybrid import DEFAULT_FUSION, MODES, Fusion, fuse, top_rows
 
 MAX_K = 1000
 SORTS = ("relevance", "newest", "upvotes")
@@ -42,6 +44,7 @@ class Hit:
     rank: int
     score: float
     paper: Paper
+    sources: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def id(self) -> str:
@@ -58,12 +61,18 @@ class Hit:
             "published": p.published,
             "categories": list(p.categories),
             "url": p.url,
+            "sources": dict(self.sources),
         }
 
 
 def check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise InvalidQuery(f"k must be between 1 and {MAX_K}, got {k}")
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise InvalidQuery(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
 def check_sort(sort: str) -> None:
@@ -80,8 +89,11 @@ class Searcher:
             opens the index for `similar` and lookups only.
     """
 
-    def __init__(self, root: str | Path, encoder: Encoder | None = None) -> None:
+    def __init__(
+        self, root: str | Path, encoder: Encoder | None = None, fusion: Fusion = DEFAULT_FUSION
+    ) -> None:
         self.encoder = encoder
+        self.fusion = fusion
         self.index: IndexHandle = open_index(
             Path(root), ModelInfo.of(encoder) if encoder is not None else None
         )
@@ -104,18 +116,31 @@ class Searcher:
         return self.index.papers.papers([row])[row]
 
     def search(
-        self, query: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance"
+        self,
+        query: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        sort: str = "relevance",
+        mode: str = "hybrid",
     ) -> list[Hit]:
-        """Papers nearest to a natural-language query, best first (or by `sort`)."""
+        """Papers that answer a question, best first (or by `sort`).
+
+        Args:
+            mode: "hybrid" (dense and BM25 fused, the default), "dense" or "bm25". An index
+                built without BM25 answers "hybrid" from the dense side alone.
+        """
         check_k(k)
         check_sort(sort)
+        check_mode(mode)
         query = " ".join(query.split()) if isinstance(query, str) else ""
         if not query:
             raise InvalidQuery("empty query")
-        if self.encoder is None:
+        if mode == "bm25" and self.index.lexical is None:
+            raise InvalidQuery(f"index {self.index.root} has no BM25 part; rebuild it for bm25")
+        if mode != "bm25" and self.encoder is None:
             raise InvalidQuery("this searcher was opened without a model; it cannot encode")
-        vector = self.encoder.encode([query])[0]
-        return self._sorted(vector, k, filters, sort)
+        vector = self.encoder.encode([query])[0] if mode != "bm25" else None
+        return self._ranked(vector, query, k, filters, sort, mode)
 
     def similar(
         self, paper_id: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance"
@@ -125,49 +150,69 @@ class Searcher:
         check_sort(sort)
         row = self._row(paper_id)
         vector = np.asarray(self.index.vectors[row], dtype=np.float32)
-        return self._sorted(vector, k, filters, sort, exclude_row=row)
-
-    def _sorted(self, vector, k, filters, sort, exclude_row=None) -> list[Hit]:
-        if sort == "relevance":
-            return self.search_vector(vector, k, filters, exclude_row=exclude_row)
-        pool = self.search_vector(vector, max(k, SORT_POOL), filters, exclude_row=exclude_row)
-        if sort == "newest":
-            pool.sort(key=lambda h: (h.paper.published, h.score), reverse=True)
-        else:
-            pool.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
-        return [Hit(rank=i, score=h.score, paper=h.paper) for i, h in enumerate(pool[:k], start=1)]
+        return self._ranked(vector, "", k, filters, sort, "dense", exclude_row=row)
 
     def search_vector(
-        self,
-        vector: np.ndarray,
-        k: int,
-        filters: Filters | None = None,
+        self, vector: np.ndarray, k: int, filters: Filters | None = None,
         exclude_row: int | None = None,
     ) -> list[Hit]:
         """Rank the index by inner product with `vector`, filters applied inside retrieval."""
         check_k(k)
-        params = None
-        limit = self.count
+        return self._ranked(vector, "", k, filters, "relevance", "dense", exclude_row)
+
+    def _ranked(self, vector, text, k, filters, sort, mode, exclude_row=None) -> list[Hit]:
+        n = k if sort == "relevance" else max(k, SORT_POOL)
+        allowed = None
         if filters is not None and filters.active:
             allowed = self.index.papers.rows_matching(
                 filters.since, filters.until, filters.categories, filters.author.strip()
             )
             if len(allowed) == 0:
                 return []
+        if mode == "hybrid" and self.index.lexical is None:
+            mode = "dense"
+        rows, scores, sources = self._retrieve(vector, text, n, allowed, mode, exclude_row)
+        papers = self.index.papers.papers([int(r) for r in rows])
+        hits = [Hit(rank=0, score=float(s), paper=papers[int(r)], sources=sources.get(int(r), {}))
+                for r, s in zip(rows, scores, strict=True)]
+        if sort == "newest":
+            hits.sort(key=lambda h: (h.paper.published, h.score), reverse=True)
+        elif sort == "upvotes":
+            hits.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
+        return [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
+
+    def _dense(self, vector, n, allowed, exclude_row) -> tuple[np.ndarray, np.ndarray]:
+        params = None
+        limit = self.count
+        if allowed is not None:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
             limit = len(allowed)
-        wanted = min(k + (exclude_row is not None), limit)
+        wanted = min(n + (exclude_row is not None), limit)
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         with self._lock:
             scores, rows = self.index.faiss_index.search(query, wanted, params=params)
-        ranked = [
-            (int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True)
-            if r >= 0 and r != exclude_row
-        ][:k]
-        papers = self.index.papers.papers([r for r, _ in ranked])
-        return [
-            Hit(rank=i, score=s, paper=papers[r]) for i, (r, s) in enumerate(ranked, start=1)
-        ]
+        keep = (rows[0] >= 0) & (rows[0] != (-2 if exclude_row is None else exclude_row))
+        return rows[0][keep][:n].astype(np.int64), scores[0][keep][:n]
+
+    def _retrieve(self, vector, text, n, allowed, mode, exclude_row):
+        """(rows, scores, {row: {retriever: rank}}), best first."""
+        if mode == "dense":
+            rows, scores = self._dense(vector, n, allowed, exclude_row)
+            return rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, start=1)}
+        bm25 = lexical.scores(self.index.lexical, text)
+        pool = max(n, self.fusion.pool)
+        b_rows = top_rows(bm25, pool if mode == "hybrid" else n, allowed)
+        if mode == "bm25":
+            return b_rows, bm25[b_rows], {int(r): {"bm25": i} for i, r in enumerate(b_rows, 1)}
+        d_rows, _ = self._dense(vector, pool, allowed, exclude_row)
+        union = np.union1d(d_rows, b_rows)
+        dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
+        rows, fused = fuse(d_rows, dense_scores, b_rows, bm25[union], self.fusion)
+        sources: dict[int, dict[str, int]] = {}
+        for name, ranked in (("dense", d_rows), ("bm25", b_rows)):
+            for i, r in enumerate(ranked, start=1):
+                sources.setdefault(int(r), {})[name] = i
+        return rows[:n], fused[:n], sources
 
     def _row(self, paper_id: str) -> int:
         if not isinstance(paper_id, str) or not paper_id.strip():

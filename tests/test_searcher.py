@@ -24,6 +24,7 @@ def test_search_ranks_best_match_first(searcher):
         "title": "Diffusion models distilled into one step",
         "authors": ["Grace Hopper", "Edsger Dijkstra"], "published": "2024-02-10",
         "categories": ["cs.CV", "cs.LG"], "url": "https://arxiv.org/abs/2401.00002",
+        "sources": {"dense": 1, "bm25": 1},
     }
 
 
@@ -132,3 +133,25 @@ def test_sort_newest_and_upvotes_reorder_the_relevant_pool(searcher):
 def test_categories_with_counts(searcher):
     assert searcher.categories[0] in (("cs.LG", 2), ("cs.CV", 2), ("q-bio.BM", 2))
     assert dict(searcher.categories)["cs.CL"] == 1
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_modes_and_sources(searcher, mode):
+    hits = searcher.search("protein structure attention", k=3, mode=mode)
+    assert hits[0].id == "2401.00004"
+    expected = {"hybrid": {"dense", "bm25"}, "dense": {"dense"}, "bm25": {"bm25"}}[mode]
+    assert set(hits[0].sources) == expected
+    assert all(rank >= 1 for rank in hits[0].sources.values())
+
+
+def test_bm25_finds_exact_terms_the_dense_side_ranks_low(searcher):
+    # "message passing" appears in one abstract only
+    assert searcher.search("message passing", k=1, mode="bm25")[0].id == "2401.00001"
+    assert searcher.search("zzzunknownword", k=5, mode="bm25") == []
+    with pytest.raises(InvalidQuery, match="mode must be one of"):
+        searcher.search("x", mode="fast")
+
+
+def test_hybrid_respects_filters_and_k(searcher):
+    hits = searcher.search("diffusion", k=2, filters=Filters(categories=("cs.CV",)))
+    assert len(hits) == 2 and all("cs.CV" in h.paper.categories for h in hits)

@@ -20,7 +20,8 @@ from ui.settings import Settings
 from ui.state import MAX_RESULTS, PAGE_SIZE, ViewState, page_count
 
 SORT_LABELS = {"relevance": "Relevance", "newest": "Newest", "upvotes": "Upvotes"}
-WIDGETS = ("w_query", "w_since", "w_until", "w_cats", "w_author", "w_sort")
+MODE_LABELS = {"hybrid": "Hybrid", "dense": "Meaning", "bm25": "Keywords"}
+SOURCE_NAMES = {"dense": "meaning (dense vectors)", "bm25": "keywords (BM25)"}
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
@@ -39,6 +40,7 @@ def view() -> ViewState:
     if st.session_state.get("applied") != state:
         ss = st.session_state
         ss.w_query, ss.w_author, ss.w_sort = state.query, state.author, state.sort
+        ss.w_mode = state.mode
         ss.w_since = dt.date.fromisoformat(state.since) if state.since else None
         ss.w_until = dt.date.fromisoformat(state.until) if state.until else None
         ss.w_cats = list(state.categories)
@@ -57,6 +59,7 @@ def _from_widgets() -> None:
     current: ViewState = ss.get("applied") or ViewState()
     go(current.with_(
         query=" ".join(ss.w_query.split()), author=ss.w_author.strip(), sort=ss.w_sort,
+        mode=ss.w_mode,
         since=ss.w_since.isoformat() if ss.w_since else "",
         until=ss.w_until.isoformat() if ss.w_until else "",
         categories=tuple(ss.w_cats), page=1, paper="", similar="",
@@ -95,6 +98,9 @@ def sidebar(searcher: Searcher) -> None:
         st.text_input("Author contains", key="w_author", on_change=_from_widgets)
         st.radio("Sort by", options=list(SORT_LABELS), key="w_sort", horizontal=True,
                  format_func=SORT_LABELS.get, on_change=_from_widgets)
+        st.radio("Match by", options=list(MODE_LABELS), key="w_mode", horizontal=True,
+                 format_func=MODE_LABELS.get, on_change=_from_widgets,
+                 help="Hybrid fuses meaning (dense vectors) and keywords (BM25).")
 
 
 def meta_line(paper: Paper, score: float | None = None, authors: bool = True) -> str:
@@ -133,6 +139,20 @@ def show_hit(hit: Hit, state: ViewState) -> None:
         if short != abstract:
             with st.expander("Full abstract"):
                 st.markdown(render.escape_md(abstract))
+        if hit.sources:
+            with st.expander("Why this result"):
+                st.markdown(why(hit, state.mode))
+
+
+def why(hit: Hit, mode: str) -> str:
+    """Which retrievers found a hit, and at which rank."""
+    found = [f"{SOURCE_NAMES[name]}: rank {rank}" for name, rank in sorted(hit.sources.items())]
+    text = "Found by " + "; ".join(found) + "."
+    if mode == "hybrid" and set(hit.sources) == {"dense"}:
+        text += " Few or no shared keywords: found by meaning alone."
+    elif mode == "hybrid" and set(hit.sources) == {"bm25"}:
+        text += " Not among the closest by meaning: found by its keywords."
+    return render.escape_md(text)
 
 
 def show_results(hits: list[Hit], state: ViewState, heading: str) -> None:
@@ -210,7 +230,8 @@ def main() -> None:
                     st.warning(f"arXiv {render.escape_md(kind.value)} is not in this index; "
                                "showing papers matching the text instead.")
             with st.spinner("Searching…"):
-                hits = searcher.search(kind.value, MAX_RESULTS, state.filters, state.sort)
+                hits = searcher.search(kind.value, MAX_RESULTS, state.filters, state.sort,
+                                       state.mode)
             label = "Papers like the pasted abstract" if kind.kind == "abstract" else "Best match first"
             if state.sort != "relevance":
                 label = f"The {MAX_RESULTS} best matches, {SORT_LABELS[state.sort].lower()} first"

@@ -27,6 +27,7 @@ from ui.clikit import (
     JsonOpt,
     KOpt,
     ModelOpt,
+    ModeOpt,
     PortOpt,
     ProblemPrinter,
     SinceOpt,
@@ -147,12 +148,14 @@ def search(
     category: CategoryOpt = None,
     author: AuthorOpt = "",
     sort: SortOpt = "relevance",
+    mode: ModeOpt = "hybrid",
     index: IndexOpt = None,
     model: ModelOpt = None,
 ) -> None:
     """Rank papers by meaning for a natural-language question."""
-    from search.searcher import check_k, check_sort
+    from search.searcher import check_k, check_mode, check_sort
 
+    check_mode(mode)
     if (query is None) == (queries is None):
         raise UsageProblem("give either a QUERY or --queries FILE")
     check_k(k)
@@ -170,11 +173,11 @@ def search(
             raise InvalidQuery(f"{queries}: no queries in file")
     searcher = _searcher(Settings.load(index, model))
     if query is not None:
-        _print_hits(searcher.search(query, k, filters, sort), as_json)
+        _print_hits(searcher.search(query, k, filters, sort, mode), as_json)
         return
     for line in lines:
         started = time.perf_counter()
-        hits = searcher.search(line, k, filters, sort)
+        hits = searcher.search(line, k, filters, sort, mode)
         took = (time.perf_counter() - started) * 1000
         if as_json:
             print(json.dumps({"query": line, "took_ms": round(took, 2),
@@ -272,6 +275,43 @@ def demo(port: PortOpt = 8501, index: IndexOpt = None) -> None:
         err.print(f"papersift: building the bundled corpus into {settings.index} (once)")
         build(files=[BUNDLED_CORPUS], index=settings.index, model=None)
     raise typer.Exit(_run_app(settings, port))
+
+
+@app.command("eval")
+def evaluate(
+    beir: Annotated[Path, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option("--split", help="qrels/SPLIT.tsv")] = "test",
+    mode: Annotated[list[str] | None, typer.Option("--mode", help="hybrid, dense, bm25 (repeat).")] = None,
+    as_json: JsonOpt = False,
+    model: ModelOpt = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Where evaluation indexes are kept.")] = None,
+) -> None:
+    """nDCG@10, Recall@10/100 and MRR@10 of each retrieval mode on a BEIR dataset."""
+    import platformdirs
+
+    from search.evaluate import evaluate_beir
+    from search.searcher import check_mode
+
+    modes = mode or ["dense", "bm25", "hybrid"]
+    for m in modes:
+        check_mode(m)
+    cache_root = cache or platformdirs.user_cache_path("papersift") / "eval"
+    results = evaluate_beir(
+        beir, split, modes, make_encoder(model), cache_root, make_encoder(model, "auto"),
+        on_build=lambda p: err.print(f"building an index of {beir} in {p} (once)", highlight=False),
+    )
+    if as_json:
+        for m, metrics in results.items():
+            print(json.dumps({"mode": m, "split": split, **{k: round(v, 4) for k, v in metrics.items()}}))
+        return
+    table = Table(title=f"{beir} ({split}, {next(iter(results.values()))['queries']} queries)",
+                  title_justify="left")
+    for name in ("mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms"):
+        table.add_column(name, justify="left" if name == "mode" else "right")
+    for m, r in results.items():
+        table.add_row(m, *(f"{r[k]:.3f}" for k in ("ndcg@10", "recall@10", "recall@100", "mrr@10")),
+                      f"{r['p50_ms']:.1f}")
+    out.print(table)
 
 
 app.command()(cli_sources.update)

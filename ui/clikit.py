@@ -40,6 +40,7 @@ CategoryOpt = Annotated[
     list[str] | None, typer.Option("--category", help="arXiv category; repeat for any of several.")
 ]
 AuthorOpt = Annotated[str, typer.Option("--author", help="An author's name contains this.")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid (default), dense or bm25.")]
 SortOpt = Annotated[str, typer.Option("--sort", help="relevance, newest or upvotes.")]
 
 

@@ -1,6 +1,6 @@
 """The app's view state and its URL form, so that any view can be shared and reloaded.
 
-`?q=...&since=...&until=...&cat=cs.CL&cat=cs.LG&author=...&sort=newest&page=2&paper=ID`
+`?q=...&since=...&until=...&cat=cs.CL&cat=cs.LG&author=...&sort=newest&mode=bm25&page=2&paper=ID`
 (`similar=ID` lists papers like one paper). Values from a URL are untrusted: anything
 malformed is dropped, never an error.
 """
@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from search.hybrid import MODES
 from search.searcher import SORTS, Filters
 
 PAGE_SIZE = 20
@@ -28,6 +29,7 @@ class ViewState:
     categories: tuple[str, ...] = ()
     author: str = ""
     sort: str = "relevance"
+    mode: str = "hybrid"
     page: int = 1
     paper: str = ""
     similar: str = ""
@@ -51,6 +53,8 @@ class ViewState:
             params["cat"] = list(self.categories)
         if self.sort != "relevance":
             params["sort"] = self.sort
+        if self.mode != "hybrid":
+            params["mode"] = self.mode
         if self.page != 1:
             params["page"] = str(self.page)
         return params
@@ -63,7 +67,7 @@ class ViewState:
             values = params.get(key) or []
             return " ".join(str(values[0]).split())[:2000] if values else ""
 
-        sort = first("sort")
+        sort, mode = first("sort"), first("mode")
         page = first("page")
         return cls(
             query=first("q"),
@@ -74,6 +78,7 @@ class ViewState:
             )),
             author=first("author")[:200],
             sort=sort if sort in SORTS else "relevance",
+            mode=mode if mode in MODES else "hybrid",
             page=min(int(page), MAX_PAGE) if page.isdigit() and int(page) >= 1 else 1,
             paper=first("paper") if _ID.match(first("paper")) else "",
             similar=first("similar") if _ID.match(first("similar")) else "",
