@@ -192,3 +192,16 @@ def test_engine_loads_once_across_reruns(monkeypatch, real_index_copy):
     at.text_input(key="w_query").input("sign language").run()
     AppTest.from_file(APP, default_timeout=60).run()  # a second browser session
     assert len(calls) == 1
+
+
+def test_match_mode_and_why_this_result(monkeypatch, real_index):
+    at = run_app(monkeypatch, real_index)
+    at.text_input(key="w_query").input("weight decay batch size scaling").run()
+    whys = [e for e in at.expander if e.label == "Why this result"]
+    assert whys and "Found by" in whys[0].markdown[0].value
+    assert "keywords \\(BM25\\)\\: rank 1" in whys[0].markdown[0].value
+    at.radio(key="w_mode").set_value("bm25").run()
+    assert at.query_params["mode"] == "bm25"
+    assert result_ids(at)[0] == "2505.13738"
+    first_why = [e for e in at.expander if e.label == "Why this result"][0].markdown[0].value
+    assert "meaning" not in first_why
