@@ -90,6 +90,7 @@ def build_index(
     strict: bool = False,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: ProgressFn | None = None,
+    index_type: str = "auto",
 ) -> BuildReport:
     """Build a new generation of the index at `root` from input files and switch to it.
 
@@ -105,7 +106,7 @@ def build_index(
             names = ", ".join(str(p) for p in paths)
             raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
         vectors = encode_papers(papers, encoder, on_progress)
-        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder))
+        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), index_type)
     size = sum(f.stat().st_size for f in gen.iterdir())
     return BuildReport(
         papers=len(papers),

@@ -9,7 +9,8 @@ An index is a folder::
       gen-<utc>-<hex>/     one complete, immutable generation
         papers.sqlite      metadata, the source of truth; `row` = FAISS id = vector row
         vectors.npy        float32 (count, dim), L2-normalised; read with allow_pickle=False
-        faiss.index        FAISS IndexFlatIP over the same rows
+        faiss.index        FAISS index over the same rows: exact IndexFlatIP, or IVF above
+                           a size (indexer/ann.py), with its parameters in the manifest
         bm25/              BM25 (bm25s arrays as .npy, vocabulary and parameters as JSON)
         manifest.json      schema, versions, model name + weights hash, dim, metric, count,
                            FAISS description, each file's size and sha256 (written last)
@@ -40,7 +41,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer import __version__, lexical
+from indexer import __version__, ann, lexical
 from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch
 from indexer.records import Paper
 
@@ -204,16 +205,19 @@ def _write_vectors(path: Path, vectors: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
-def _write_faiss(path: Path, vectors: np.ndarray) -> dict[str, Any]:
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
+def _write_faiss(path: Path, vectors: np.ndarray, index_type: str = "auto") -> dict[str, Any]:
+    index, info = ann.build(vectors, index_type)
     faiss.write_index(index, str(path))
     _fsync_path(path)
-    return {"type": "IndexFlatIP", "factory": "Flat", "metric": "inner_product", "exact": True}
+    return info
 
 
 def write_generation(
-    root: Path, papers: Sequence[Paper], vectors: np.ndarray, model: ModelInfo
+    root: Path,
+    papers: Sequence[Paper],
+    vectors: np.ndarray,
+    model: ModelInfo,
+    index_type: str = "auto",
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -222,6 +226,7 @@ def write_generation(
         papers: the papers, row-aligned with `vectors`, ids unique.
         vectors: (len(papers), model.dim) float32 unit vectors.
         model: identity of the model that made `vectors`.
+        index_type: "auto" (exact below ann.EXACT_LIMIT papers, IVF above), "flat", "ivf".
 
     Returns:
         The new generation's folder.
@@ -234,7 +239,7 @@ def write_generation(
     gen.mkdir(parents=True)
     _write_papers(gen / PAPERS_DB, papers)
     _write_vectors(gen / VECTORS, vectors)
-    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors)
+    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type)
     lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
                  gen / BM25_DIR)
     files = [*DATA_FILES, *sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())]
@@ -250,7 +255,7 @@ def write_generation(
         "normalized": True,
         "count": len(papers),
         "faiss": faiss_info,
-        "lexical": {k: v for k, v in lexical.SETTINGS.items()},
+        "lexical": dict(lexical.SETTINGS),
         "files": {
             name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
             for name in files
@@ -469,6 +474,7 @@ def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False)
         index = faiss.read_index(str(gen / FAISS_INDEX))
     except RuntimeError as e:
         raise IndexCorrupt(f"{gen / FAISS_INDEX}: unreadable ({str(e).splitlines()[0]})") from None
+    ann.configure(index, manifest["faiss"])
     if index.ntotal != count or index.d != dim:
         raise IndexCorrupt(
             f"{gen / FAISS_INDEX}: {index.ntotal} vectors of dim {index.d} but {MANIFEST} says "

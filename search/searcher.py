@@ -182,17 +182,37 @@ class Searcher:
         return [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
 
     def _dense(self, vector, n, allowed, exclude_row) -> tuple[np.ndarray, np.ndarray]:
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        wanted = n + (exclude_row is not None)
+        if allowed is not None and len(allowed) <= self.count // 5:
+            return self._exact_among(query[0], allowed, n, exclude_row)
         params = None
-        limit = self.count
         if allowed is not None:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            limit = len(allowed)
-        wanted = min(n + (exclude_row is not None), limit)
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+            if not self.index.manifest["faiss"].get("exact", True):
+                params = faiss.SearchParametersIVF(
+                    sel=faiss.IDSelectorBatch(allowed),
+                    nprobe=int(self.index.manifest["faiss"]["nprobe"]))
+        limit = self.count if allowed is None else len(allowed)
         with self._lock:
-            scores, rows = self.index.faiss_index.search(query, wanted, params=params)
+            scores, rows = self.index.faiss_index.search(query, min(wanted, limit), params=params)
         keep = (rows[0] >= 0) & (rows[0] != (-2 if exclude_row is None else exclude_row))
-        return rows[0][keep][:n].astype(np.int64), scores[0][keep][:n]
+        rows, scores = rows[0][keep][:n].astype(np.int64), scores[0][keep][:n]
+        if allowed is not None and len(rows) < min(n, limit - (exclude_row is not None)):
+            return self._exact_among(query[0], allowed, n, exclude_row)  # IVF missed some
+        return rows, scores
+
+    def _exact_among(self, vector, allowed, n, exclude_row):
+        """Exact inner products over the allowed rows only (a small filtered set)."""
+        if exclude_row is not None:
+            allowed = allowed[allowed != exclude_row]
+        scores = np.asarray(self.index.vectors[allowed], dtype=np.float32) @ vector
+        n = min(n, len(allowed))
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return allowed[top].astype(np.int64), scores[top]
 
     def _retrieve(self, vector, text, n, allowed, mode, exclude_row):
         """(rows, scores, {row: {retriever: rank}}), best first."""

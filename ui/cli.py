@@ -89,10 +89,16 @@ def build(
     precision: Annotated[
         str, typer.Option("--precision", help="auto (bf16 where the CPU has it), float32, bfloat16")
     ] = "auto",
+    index_type: Annotated[
+        str, typer.Option("--index-type", help="auto (exact below 200k papers, IVF above), flat, ivf")
+    ] = "auto",
 ) -> None:
     """Build an index from paper files (replaces the served generation atomically)."""
+    from indexer.ann import INDEX_TYPES
     from indexer.build import build_index
 
+    if index_type not in INDEX_TYPES:
+        raise UsageProblem(f"--index-type must be auto, flat or ivf, got {index_type!r}")
     if precision not in ("auto", "float32", "bfloat16"):
         raise UsageProblem(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
     settings = Settings.load(index, model)
@@ -100,7 +106,7 @@ def build(
     with encode_progress() as on_progress:
         report = build_index(
             files, settings.index, make_encoder(settings.model, precision, batch_size),
-            strict=strict, on_problem=problems, on_progress=on_progress,
+            strict=strict, on_problem=problems, on_progress=on_progress, index_type=index_type,
         )
     problems.summary()
     print(
@@ -231,7 +237,13 @@ def info(
         f"model       {m['model']['name']} (weights sha256 {m['model']['fingerprint'][:16]}…)",
         f"vectors     dim {m['dim']}, {m['metric']}, "
         f"{'normalised' if m['normalized'] else 'not normalised'}",
-        f"faiss       {m['faiss']['type']} ({'exact' if m['faiss'].get('exact') else 'approx.'})",
+        f"faiss       {m['faiss']['type']} " + (
+            "(exact)" if m["faiss"].get("exact") else
+            f"(nlist {m['faiss']['nlist']}, nprobe {m['faiss']['nprobe']}, "
+            f"recall@10 {m['faiss']['recall_at_10']} vs exact)"),
+        "lexical     " + (f"BM25 ({m['lexical']['method']}, k1 {m['lexical']['k1']}, b "
+                          f"{m['lexical']['b']}, title x{m['lexical']['title_weight']}, stemmed)"
+                          if m.get("lexical") else "none (rebuild to enable hybrid search)"),
         f"size        {human_size(handle.size_bytes())} in {len(m['files'])} files"
         + (" (sha256 verified)" if verify else ""),
     ]

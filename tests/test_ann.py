@@ -1,0 +1,95 @@
+"""Index choice, the recall guard, and filtered search on an approximate index."""
+
+import faiss
+import numpy as np
+import pytest
+
+from indexer import ann
+from indexer.build import build_index
+from indexer.store import open_index
+from search import Filters, Searcher
+from tests.conftest import write_jsonl
+from tests.fakes import FakeEncoder
+
+
+def clustered(n, dim=32, centers=40, seed=0):
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centers, dim)).astype(np.float32)
+    x = c[rng.integers(0, centers, n)] + 0.15 * rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_below_the_threshold_ivf_at_it(monkeypatch):
+    monkeypatch.setattr(ann, "EXACT_LIMIT", 4000)
+    _, below = ann.build(clustered(3999))
+    assert below["type"] == "IndexFlatIP" and below["exact"]
+    index, at = ann.build(clustered(4000))
+    assert at["type"] == "IndexIVFFlat" and not at["exact"]
+    assert at["recall_at_10"] >= ann.MIN_RECALL and at["nlist"] == ann.nlist_for(4000)
+    assert faiss.extract_index_ivf(index).nprobe == at["nprobe"]
+
+
+def test_recall_guard_falls_back_to_exact_on_unclusterable_data():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index, info = ann.build(x, "ivf")
+    assert info["exact"] and info["fallback_from"].startswith("IVF")
+    assert info["ivf_recall_at_10"] < ann.MIN_RECALL
+    assert isinstance(index, faiss.IndexFlatIP)
+
+
+def test_forced_flat():
+    _, info = ann.build(clustered(5000), "flat")
+    assert info["type"] == "IndexFlatIP"
+
+
+class VectorEncoder(FakeEncoder):
+    """Hands out pre-made vectors in order (the build encodes in its own order)."""
+
+    def __init__(self, by_text):
+        super().__init__(dim=32)
+        self.by_text = by_text
+
+    def encode(self, texts):
+        return np.stack([self.by_text[t] for t in texts])
+
+
+@pytest.fixture
+def ivf_index(tmp_path):
+    n = 4000
+    x = clustered(n)
+    records = [{"id": f"2405.{i:05d}", "title": f"paper {i}", "published": f"2024-{1 + i % 12:02d}-01",
+                "categories": ["cs.CL" if i % 7 else "cs.CV"]} for i in range(n)]
+    enc = VectorEncoder({f"paper {i}": x[i] for i in range(n)})
+    build_index([write_jsonl(tmp_path / "r.jsonl", records)], tmp_path / "ix", enc, index_type="ivf")
+    return tmp_path / "ix", records, x, enc
+
+
+def test_ivf_generation_opens_with_its_nprobe(ivf_index):
+    root, *_ = ivf_index
+    handle = open_index(root)
+    info = handle.manifest["faiss"]
+    assert info["type"] == "IndexIVFFlat"
+    assert faiss.extract_index_ivf(handle.faiss_index).nprobe == info["nprobe"]
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(categories=("cs.CV",)),  # 1 in 7: exact over the allowed rows
+    Filters(categories=("cs.CL",)),  # 6 in 7: IVF with an id selector
+    Filters(since="2024-03-01", until="2024-03-31", categories=("cs.CV",)),
+])
+def test_filtered_ivf_search_matches_brute_force(ivf_index, filters):
+    root, records, x, enc = ivf_index
+    s = Searcher(root, enc)
+    vectors = np.asarray(s.index.vectors)
+    row_of = {p.id: r for r, p in enumerate(s.index.papers.all_papers())}
+    query = x[11]
+    allowed = [row_of[r["id"]] for r in records
+               if set(r["categories"]) & set(filters.categories)
+               and (not filters.since or filters.since <= r["published"] <= filters.until)]
+    expected = sorted(allowed, key=lambda i: -float(vectors[i] @ query))[:10]
+    got = [row_of[h.id] for h in s.search_vector(query, 10, filters)]
+    assert len(got) == 10
+    overlap = len(set(got) & set(expected)) / 10
+    assert overlap >= 0.9 if len(allowed) > len(records) // 5 else overlap == 1.0
