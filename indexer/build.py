@@ -13,7 +13,7 @@ from indexer.encoder import Encoder
 from indexer.errors import BadRecord, PapersiftError
 from indexer.readers import Problem, read_papers
 from indexer.records import Paper
-from indexer.store import ModelInfo, remove_leftovers, write_generation, writer_lock
+from indexer.store import IMPORTED, ModelInfo, remove_leftovers, write_generation, writer_lock
 
 ProgressFn = Callable[[int, int], None]
 
@@ -82,32 +82,79 @@ def encode_papers(
     return vectors
 
 
+def check_vectors(vectors: np.ndarray, rows: int, source: str) -> np.ndarray:
+    """Validate imported embeddings (shape, finiteness, non-zero norm); returns unit rows."""
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
+        raise PapersiftError(f"{source}: expected a 2-D float array, got {vectors.ndim}-D "
+                             f"{vectors.dtype}")
+    if vectors.shape[0] != rows:
+        raise PapersiftError(f"{source}: {vectors.shape[0]} vectors but {rows} paper records; "
+                             "they must be row-aligned")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        raise PapersiftError(f"{source}: row {bad[0]} has NaN or infinite values "
+                             f"({len(bad)} rows in all)")
+    norms = np.linalg.norm(vectors, axis=1)
+    if (zero := np.flatnonzero(norms < 1e-6)).size:
+        raise PapersiftError(f"{source}: row {zero[0]} has zero norm ({zero.size} rows in all)")
+    return vectors / norms[:, None]
+
+
+def _imported(paths, vectors_path: Path, on_problem) -> tuple[list[Paper], np.ndarray, int]:
+    """Papers and their precomputed vectors, row i of the file <-> i-th record of the input."""
+    records: list[Paper] = []
+    for path in paths:
+        for item in read_papers(path):
+            if isinstance(item, Problem):  # a skipped line would shift every later row
+                raise BadRecord(f"{item} (every line must be a paper when --vectors is given)")
+            records.append(item)
+    try:
+        raw = np.load(vectors_path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise PapersiftError(f"{vectors_path}: not a .npy array ({e})") from None
+    vectors = check_vectors(raw, len(records), str(vectors_path))
+    last = {p.id: i for i, p in enumerate(records)}  # a paper seen twice: the later row wins
+    keep = sorted(last.values())
+    return [records[i] for i in keep], vectors[keep], len(records) - len(keep)
+
+
 def build_index(
     paths: Sequence[str | Path],
     root: str | Path,
-    encoder: Encoder,
+    encoder: Encoder | None,
     *,
     strict: bool = False,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: ProgressFn | None = None,
     index_type: str = "auto",
+    vectors_path: str | Path | None = None,
+    model_name: str = "",
 ) -> BuildReport:
     """Build a new generation of the index at `root` from input files and switch to it.
 
     The previous generation keeps serving until the switch; nothing is written when
-    `strict` stops the build at a bad line.
+    `strict` stops the build at a bad line. With `vectors_path` (a .npy row-aligned with
+    the input records) nothing is encoded: the index records `model_name` as its model,
+    and queries must then be encoded with that model.
     """
     started = time.perf_counter()
     root = Path(root)
     with writer_lock(root):
         remove_leftovers(root)
-        papers, problems, duplicates = collect_papers(paths, strict, on_problem)
-        if not papers:
-            names = ", ".join(str(p) for p in paths)
-            raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
-        vectors = encode_papers(papers, encoder, on_progress)
-        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), index_type)
-    size = sum(f.stat().st_size for f in gen.iterdir())
+        if vectors_path is not None:
+            papers, vectors, duplicates = _imported(paths, Path(vectors_path), on_problem)
+            problems: list[Problem] = []
+            model = ModelInfo(model_name or "external", IMPORTED, vectors.shape[1])
+        else:
+            papers, problems, duplicates = collect_papers(paths, strict, on_problem)
+            if not papers:
+                names = ", ".join(str(p) for p in paths)
+                raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
+            vectors = encode_papers(papers, encoder, on_progress)
+            model = ModelInfo.of(encoder)
+        gen = write_generation(root, papers, vectors, model, index_type)
+    size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return BuildReport(
         papers=len(papers),
         skipped=len(problems),

@@ -46,6 +46,7 @@ from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound, ModelMismat
 from indexer.records import Paper
 
 SCHEMA_VERSION = 2
+IMPORTED = "imported"  # the model fingerprint of vectors computed elsewhere (--vectors)
 CURRENT = "CURRENT"
 LOCK = ".lock"
 FETCHED = "fetched"
@@ -415,7 +416,11 @@ def read_manifest(root: Path) -> tuple[Path, dict[str, Any]]:
 def check_model(root: Path, manifest: dict[str, Any], model: ModelInfo) -> None:
     """Refuse a configured model other than the one that built the index."""
     built = manifest["model"]
-    if built["fingerprint"] != model.fingerprint or int(manifest["dim"]) != model.dim:
+    if built["fingerprint"] == IMPORTED:  # only the name is known: it must match
+        same = built["name"] == model.name
+    else:
+        same = built["fingerprint"] == model.fingerprint
+    if not same or int(manifest["dim"]) != model.dim:
         raise ModelMismatch(
             f"{root}: index was built with model {built['name']} (weights "
             f"{built['fingerprint'][:12]}, dim {manifest['dim']}) but the configured model "

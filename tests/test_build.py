@@ -65,3 +65,62 @@ def test_progress_reports_every_paper(tmp_path, fake_encoder, toy_file):
     seen = []
     build_index([toy_file], tmp_path / "ix", fake_encoder, on_progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (len(TOY), len(TOY))
+
+
+def test_import_precomputed_vectors(tmp_path, fake_encoder, toy_file):
+    import numpy as np
+
+    from search import Searcher
+
+    vecs = fake_encoder.encode([f"{r['title']}. {r['abstract']}" for r in TOY]) * 3.0
+    np.save(tmp_path / "v.npy", vecs)
+    report = build_index([toy_file], tmp_path / "ix", None, vectors_path=tmp_path / "v.npy",
+                         model_name=fake_encoder.name)
+    assert report.papers == len(TOY) and fake_encoder.calls == [len(TOY)]  # only our own call
+    s = Searcher(tmp_path / "ix", fake_encoder)  # same model name: queries may use it
+    assert s.index.manifest["model"]["fingerprint"] == "imported"
+    assert np.allclose(np.linalg.norm(np.asarray(s.index.vectors), axis=1), 1.0, atol=1e-5)
+    assert s.search("distil a diffusion model into one step", k=1)[0].id == "2401.00002"
+    from indexer.errors import ModelMismatch
+    from tests.fakes import FakeEncoder
+
+    with pytest.raises(ModelMismatch):
+        Searcher(tmp_path / "ix", FakeEncoder(name="fake/other"))
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        ("wrong_rows", "4 vectors but 5 paper records"),
+        ("nan", "row 2 has NaN or infinite values"),
+        ("zero", "row 1 has zero norm"),
+        ("one_d", "expected a 2-D float array"),
+        ("ints", "expected a 2-D float array"),
+    ],
+)
+def test_import_rejects_bad_vectors(tmp_path, toy_file, array, message):
+    import numpy as np
+
+    good = np.random.default_rng(0).standard_normal((len(TOY), 8)).astype(np.float32)
+    bad = {"wrong_rows": good[:4], "one_d": good[0], "ints": good.astype(np.int64)}.get(array)
+    if array == "nan":
+        bad = good.copy()
+        bad[2, 3] = np.nan
+    if array == "zero":
+        bad = good.copy()
+        bad[1] = 0
+    np.save(tmp_path / "v.npy", bad)
+    with pytest.raises(PapersiftError, match=message):
+        build_index([toy_file], tmp_path / "ix", None, vectors_path=tmp_path / "v.npy",
+                    model_name="m")
+    assert not (tmp_path / "ix" / "CURRENT").exists()
+
+
+def test_import_needs_every_line_valid(tmp_path):
+    import numpy as np
+
+    path = write_jsonl(tmp_path / "p.jsonl", TOY[:2] + ["{bad"])
+    np.save(tmp_path / "v.npy", np.ones((2, 4), np.float32))
+    with pytest.raises(BadRecord, match="every line must be a paper when --vectors is given"):
+        build_index([path], tmp_path / "ix", None, vectors_path=tmp_path / "v.npy",
+                    model_name="m")

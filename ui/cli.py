@@ -92,21 +92,32 @@ def build(
     index_type: Annotated[
         str, typer.Option("--index-type", help="auto (exact below 200k papers, IVF above), flat, ivf")
     ] = "auto",
+    vectors: Annotated[
+        Path | None, typer.Option("--vectors", help=".npy embeddings row-aligned with the records.")
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="The model that made --vectors (queries need it).")
+    ] = "",
 ) -> None:
     """Build an index from paper files (replaces the served generation atomically)."""
     from indexer.ann import INDEX_TYPES
     from indexer.build import build_index
+    from indexer.encoder import resolve_model
 
     if index_type not in INDEX_TYPES:
         raise UsageProblem(f"--index-type must be auto, flat or ivf, got {index_type!r}")
     if precision not in ("auto", "float32", "bfloat16"):
         raise UsageProblem(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
+    if vectors is not None and not model_name:
+        raise UsageProblem("--vectors needs --model-name: the model that computed them")
     settings = Settings.load(index, model)
     problems = ProblemPrinter()
     with encode_progress() as on_progress:
+        encoder = None if vectors else make_encoder(settings.model, precision, batch_size)
         report = build_index(
-            files, settings.index, make_encoder(settings.model, precision, batch_size),
-            strict=strict, on_problem=problems, on_progress=on_progress, index_type=index_type,
+            files, settings.index, encoder, strict=strict, on_problem=problems,
+            on_progress=on_progress, index_type=index_type, vectors_path=vectors,
+            model_name=resolve_model(model_name)[0] if model_name else "",
         )
     problems.summary()
     print(
