@@ -130,6 +130,7 @@ def build_index(
     index_type: str = "auto",
     vectors_path: str | Path | None = None,
     model_name: str = "",
+    float16: bool = False,
 ) -> BuildReport:
     """Build a new generation of the index at `root` from input files and switch to it.
 
@@ -153,7 +154,7 @@ def build_index(
                 raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
             vectors = encode_papers(papers, encoder, on_progress)
             model = ModelInfo.of(encoder)
-        gen = write_generation(root, papers, vectors, model, index_type)
+        gen = write_generation(root, papers, vectors, model, index_type, float16)
     size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return BuildReport(
         papers=len(papers),

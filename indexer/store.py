@@ -8,7 +8,8 @@ An index is a folder::
       fetched/             downloads in progress for `update --from` (resumable)
       gen-<utc>-<hex>/     one complete, immutable generation
         papers.sqlite      metadata, the source of truth; `row` = FAISS id = vector row
-        vectors.npy        float32 (count, dim), L2-normalised; read with allow_pickle=False
+        vectors.npy        float32 or float16 (count, dim), L2-normalised; memory-mapped,
+                           read with allow_pickle=False
         faiss.index        FAISS index over the same rows: exact IndexFlatIP, or IVF above
                            a size (indexer/ann.py), with its parameters in the manifest
         bm25/              BM25 (bm25s arrays as .npy, vocabulary and parameters as JSON)
@@ -206,8 +207,9 @@ def _write_vectors(path: Path, vectors: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
-def _write_faiss(path: Path, vectors: np.ndarray, index_type: str = "auto") -> dict[str, Any]:
-    index, info = ann.build(vectors, index_type)
+def _write_faiss(path: Path, vectors: np.ndarray, index_type: str = "auto",
+                 float16: bool = False) -> dict[str, Any]:
+    index, info = ann.build(vectors, index_type, float16=float16)
     faiss.write_index(index, str(path))
     _fsync_path(path)
     return info
@@ -219,6 +221,7 @@ def write_generation(
     vectors: np.ndarray,
     model: ModelInfo,
     index_type: str = "auto",
+    float16: bool = False,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -228,6 +231,7 @@ def write_generation(
         vectors: (len(papers), model.dim) float32 unit vectors.
         model: identity of the model that made `vectors`.
         index_type: "auto" (exact below ann.EXACT_LIMIT papers, IVF above), "flat", "ivf".
+        float16: store vectors and FAISS codes in 2 bytes per dimension instead of 4.
 
     Returns:
         The new generation's folder.
@@ -239,8 +243,8 @@ def write_generation(
     gen = root / f"gen-{stamp}-{secrets.token_hex(3)}"
     gen.mkdir(parents=True)
     _write_papers(gen / PAPERS_DB, papers)
-    _write_vectors(gen / VECTORS, vectors)
-    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type)
+    _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
+    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16)
     lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
                  gen / BM25_DIR)
     files = [*DATA_FILES, *sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())]
@@ -254,6 +258,7 @@ def write_generation(
         "dim": model.dim,
         "metric": "inner_product",
         "normalized": True,
+        "vector_dtype": "float16" if float16 else "float32",
         "count": len(papers),
         "faiss": faiss_info,
         "lexical": dict(lexical.SETTINGS),
@@ -470,10 +475,11 @@ def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False)
         vectors = np.load(gen / VECTORS, mmap_mode="r", allow_pickle=False)
     except ValueError as e:
         raise IndexCorrupt(f"{gen / VECTORS}: {e}") from None
-    if vectors.shape != (count, dim) or vectors.dtype != np.float32:
+    dtype = manifest.get("vector_dtype", "float32")
+    if vectors.shape != (count, dim) or vectors.dtype != np.dtype(dtype):
         raise IndexCorrupt(
             f"{gen / VECTORS}: shape {vectors.shape} {vectors.dtype} but {MANIFEST} says "
-            f"({count}, {dim}) float32"
+            f"({count}, {dim}) {dtype}"
         )
     try:
         index = faiss.read_index(str(gen / FAISS_INDEX))

@@ -127,6 +127,7 @@ def update_index(
         vectors = np.vstack([vectors, np.zeros((added, vectors.shape[1]), np.float32)])
         if to_encode:
             vectors[to_encode] = fresh
-        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder))
+        float16 = handle.manifest.get("vector_dtype") == "float16"
+        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), float16=float16)
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)

@@ -93,3 +93,26 @@ def test_filtered_ivf_search_matches_brute_force(ivf_index, filters):
     assert len(got) == 10
     overlap = len(set(got) & set(expected)) / 10
     assert overlap >= 0.9 if len(allowed) > len(records) // 5 else overlap == 1.0
+
+
+@pytest.mark.parametrize("index_type", ["flat", "ivf"])
+def test_float16_storage_halves_memory_and_keeps_results(tmp_path, index_type):
+    n = 4000
+    x = clustered(n)
+    records = [{"id": f"2406.{i:05d}", "title": f"paper {i}"} for i in range(n)]
+    enc = VectorEncoder({f"paper {i}": x[i] for i in range(n)})
+    path = write_jsonl(tmp_path / "r.jsonl", records)
+    build_index([path], tmp_path / "f32", enc, index_type=index_type)
+    build_index([path], tmp_path / "f16", enc, index_type=index_type, float16=True)
+    a, b = Searcher(tmp_path / "f32", enc), Searcher(tmp_path / "f16", enc)
+    assert b.index.manifest["vector_dtype"] == "float16"
+    assert b.index.vectors.dtype == np.float16
+    assert b.index.manifest["files"]["vectors.npy"]["size"] < 0.6 * a.index.manifest["files"][
+        "vectors.npy"]["size"]
+    assert b.index.manifest["files"]["faiss.index"]["size"] < 0.6 * a.index.manifest["files"][
+        "faiss.index"]["size"]
+    for q in (3, 77, 1234):
+        got = [h.id for h in b.search_vector(x[q], 10)]
+        want = [h.id for h in a.search_vector(x[q], 10)]
+        assert len(set(got) & set(want)) >= 9
+    assert b.similar("2406.00003", k=5)[0].id == a.similar("2406.00003", k=5)[0].id

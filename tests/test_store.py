@@ -106,7 +106,7 @@ def test_build_failing_between_files_keeps_previous_generation(
 ):
     before, _ = read_manifest(toy_index)
 
-    def boom(path, vectors, index_type="auto"):
+    def boom(*args):
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "_write_faiss", boom)
@@ -132,7 +132,7 @@ def test_build_killed_between_two_files_keeps_previous_generation(toy_index, toy
         from indexer import store
         from indexer.build import build_index
         from tests.fakes import FakeEncoder
-        def die(path, vectors, index_type="auto"):
+        def die(*args):
             os.kill(os.getpid(), signal.SIGKILL)
         store._write_faiss = die
         build_index([{str(toy_file)!r}], {str(toy_index)!r}, FakeEncoder())

@@ -98,6 +98,9 @@ def build(
     model_name: Annotated[
         str, typer.Option("--model-name", help="The model that made --vectors (queries need it).")
     ] = "",
+    float16: Annotated[
+        bool, typer.Option("--float16", help="Store vectors in 2 bytes per dimension (half the memory).")
+    ] = False,
 ) -> None:
     """Build an index from paper files (replaces the served generation atomically)."""
     from indexer.ann import INDEX_TYPES
@@ -117,7 +120,7 @@ def build(
         report = build_index(
             files, settings.index, encoder, strict=strict, on_problem=problems,
             on_progress=on_progress, index_type=index_type, vectors_path=vectors,
-            model_name=resolve_model(model_name)[0] if model_name else "",
+            model_name=resolve_model(model_name)[0] if model_name else "", float16=float16,
         )
     problems.summary()
     print(
@@ -246,7 +249,7 @@ def info(
         f"papersift {m['papersift_version']}, schema {m['schema_version']})",
         f"papers      {m['count']:,}" + (f", published {lo} .. {hi}" if lo else ""),
         f"model       {m['model']['name']} (weights sha256 {m['model']['fingerprint'][:16]}…)",
-        f"vectors     dim {m['dim']}, {m['metric']}, "
+        f"vectors     dim {m['dim']}, {m.get('vector_dtype', 'float32')}, {m['metric']}, "
         f"{'normalised' if m['normalized'] else 'not normalised'}",
         f"faiss       {m['faiss']['type']} " + (
             "(exact)" if m["faiss"].get("exact") else
