@@ -5,7 +5,8 @@ Exact inner-product search scans every vector per query (memory-bandwidth bound:
 docs/benchmarks.md). Above `EXACT_LIMIT` an IVF index with a trained coarse quantiser is
 built; the build then measures recall@10 against exact search on a sample of the
 corpus's own vectors, raises nprobe until recall reaches `MIN_RECALL`, and falls back to
-exact search when no nprobe does.
+exact search when no nprobe does. Updates add to a trained IVF index without retraining
+until the corpus has doubled since training (or recall falls below the bar).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ EXACT_LIMIT = 200_000
 MIN_RECALL = 0.95
 NPROBES = (4, 8, 16, 32, 64, 128, 256)
 INDEX_TYPES = ("auto", "flat", "ivf")
+# An update adds to the trained IVF index until the corpus has doubled since training.
+RETRAIN_GROWTH = 2.0
 
 
 def nlist_for(n: int) -> int:
@@ -94,3 +97,31 @@ def configure(index, info: dict[str, Any]) -> None:
     """Apply search-time parameters recorded in the manifest to a loaded index."""
     if "nprobe" in info:
         faiss.extract_index_ivf(index).nprobe = int(info["nprobe"])
+
+
+def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, old_count: int,
+           sample: int = 500, seed: int = 0) -> tuple[Any, dict[str, Any]] | None:
+    """Reuse a trained IVF index for an update: re-add changed rows, add new rows.
+
+    Returns None when the index should be rebuilt instead: it is exact (cheap to rebuild),
+    the corpus has more than doubled since the coarse quantiser was trained, or recall on
+    a fresh sample fell below MIN_RECALL.
+    """
+    if info.get("exact", True) or len(vectors) > RETRAIN_GROWTH * int(info["trained_on"]):
+        return None
+    index = faiss.clone_index(old)
+    faiss.extract_index_ivf(index).nprobe = int(info["nprobe"])
+    if len(changed):
+        index.remove_ids(np.asarray(changed, dtype=np.int64))
+        index.add_with_ids(vectors[changed], np.asarray(changed, dtype=np.int64))
+    if len(vectors) > old_count:
+        index.add_with_ids(vectors[old_count:], np.arange(old_count, len(vectors), dtype=np.int64))
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    rng = np.random.default_rng(seed)
+    recall = recall_at_10(index, exact, vectors[rng.choice(len(vectors), min(len(vectors), sample),
+                                                          replace=False)])
+    if recall < MIN_RECALL:
+        return None
+    return index, {**info, "recall_at_10": round(recall, 4), "added_since_training":
+                   len(vectors) - int(info["trained_on"])}

@@ -208,8 +208,9 @@ def _write_vectors(path: Path, vectors: np.ndarray) -> None:
 
 
 def _write_faiss(path: Path, vectors: np.ndarray, index_type: str = "auto",
-                 float16: bool = False) -> dict[str, Any]:
-    index, info = ann.build(vectors, index_type, float16=float16)
+                 float16: bool = False, reuse: tuple | None = None) -> dict[str, Any]:
+    extended = ann.extend(*reuse) if reuse else None
+    index, info = extended or ann.build(vectors, index_type, float16=float16)
     faiss.write_index(index, str(path))
     _fsync_path(path)
     return info
@@ -222,6 +223,7 @@ def write_generation(
     model: ModelInfo,
     index_type: str = "auto",
     float16: bool = False,
+    reuse: tuple | None = None,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -232,6 +234,8 @@ def write_generation(
         model: identity of the model that made `vectors`.
         index_type: "auto" (exact below ann.EXACT_LIMIT papers, IVF above), "flat", "ivf".
         float16: store vectors and FAISS codes in 2 bytes per dimension instead of 4.
+        reuse: (old FAISS index, its manifest entry, changed rows, old count) from the
+            served generation: an update then extends a trained IVF index (ann.extend).
 
     Returns:
         The new generation's folder.
@@ -244,7 +248,7 @@ def write_generation(
     gen.mkdir(parents=True)
     _write_papers(gen / PAPERS_DB, papers)
     _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
-    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16)
+    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse)
     lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
                  gen / BM25_DIR)
     files = [*DATA_FILES, *sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())]

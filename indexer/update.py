@@ -128,6 +128,11 @@ def update_index(
         if to_encode:
             vectors[to_encode] = fresh
         float16 = handle.manifest.get("vector_dtype") == "float16"
-        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), float16=float16)
+        changed_rows = np.array(sorted(r for r in to_encode if r < handle.count), dtype=np.int64)
+        reuse = (handle.faiss_index, handle.manifest["faiss"], vectors, changed_rows, handle.count)
+        # An approximate index stays approximate when it is retrained (it may have been forced).
+        index_type = "auto" if handle.manifest["faiss"].get("exact", True) else "ivf"
+        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), index_type,
+                               float16=float16, reuse=reuse)
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)

@@ -116,3 +116,32 @@ def test_float16_storage_halves_memory_and_keeps_results(tmp_path, index_type):
         want = [h.id for h in a.search_vector(x[q], 10)]
         assert len(set(got) & set(want)) >= 9
     assert b.similar("2406.00003", k=5)[0].id == a.similar("2406.00003", k=5)[0].id
+
+
+def test_update_adds_to_a_trained_ivf_index_and_keeps_ids_right(tmp_path):
+    from indexer.update import update_index
+
+    x = clustered(6000, seed=4)
+    vec_of = {f"paper {i}": x[i] for i in range(6000)}
+    enc = VectorEncoder(vec_of)
+    first = [{"id": f"2407.{i:05d}", "title": f"paper {i}"} for i in range(4000)]
+    build_index([write_jsonl(tmp_path / "a.jsonl", first)], tmp_path / "ix", enc, index_type="ivf")
+    trained = open_index(tmp_path / "ix").manifest["faiss"]
+    # 500 new papers, and paper 7 now has the text (and so the vector) of paper 5999
+    new = [{"id": f"2407.{i:05d}", "title": f"paper {i}"} for i in range(4000, 4500)]
+    changed = [{"id": "2407.00007", "title": "paper 5999"}]
+    report = update_index([write_jsonl(tmp_path / "b.jsonl", new + changed)], tmp_path / "ix", enc)
+    assert (report.added, report.changed, report.encoded) == (500, 1, 501)
+    info = open_index(tmp_path / "ix").manifest["faiss"]
+    assert info["type"] == "IndexIVFFlat" and info["trained_on"] == trained["trained_on"] == 4000
+    assert info["added_since_training"] == 500 and info["recall_at_10"] >= ann.MIN_RECALL
+    s = Searcher(tmp_path / "ix", enc)
+    assert s.search_vector(x[4321], 1)[0].id == "2407.04321"  # a new row
+    assert s.search_vector(x[5999], 1)[0].id == "2407.00007"  # a changed row, re-added
+    assert s.search_vector(x[7], 1)[0].id != "2407.00007"  # its old vector is gone
+
+    more = [{"id": f"2407.{i:05d}", "title": f"paper {i}"} for i in range(4500, 6000)]
+    many = [{"id": f"2408.{i:05d}", "title": f"paper {i}"} for i in range(0, 4000)]
+    update_index([write_jsonl(tmp_path / "c.jsonl", more + many)], tmp_path / "ix", enc)
+    info = open_index(tmp_path / "ix").manifest["faiss"]
+    assert info["trained_on"] == 10000  # more than doubled: retrained
