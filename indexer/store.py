@@ -224,6 +224,7 @@ def write_generation(
     index_type: str = "auto",
     float16: bool = False,
     reuse: tuple | None = None,
+    with_lexical: bool = True,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -236,6 +237,7 @@ def write_generation(
         float16: store vectors and FAISS codes in 2 bytes per dimension instead of 4.
         reuse: (old FAISS index, its manifest entry, changed rows, old count) from the
             served generation: an update then extends a trained IVF index (ann.extend).
+        with_lexical: also write the BM25 index (hybrid and keyword search need it).
 
     Returns:
         The new generation's folder.
@@ -249,9 +251,11 @@ def write_generation(
     _write_papers(gen / PAPERS_DB, papers)
     _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
     faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse)
-    lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
-                 gen / BM25_DIR)
-    files = [*DATA_FILES, *sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())]
+    files = list(DATA_FILES)
+    if with_lexical:
+        lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
+                     gen / BM25_DIR)
+        files += sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())
     for name in files[len(DATA_FILES):]:
         _fsync_path(gen / name)
     manifest = {
@@ -265,7 +269,7 @@ def write_generation(
         "vector_dtype": "float16" if float16 else "float32",
         "count": len(papers),
         "faiss": faiss_info,
-        "lexical": dict(lexical.SETTINGS),
+        "lexical": dict(lexical.SETTINGS) if with_lexical else None,
         "files": {
             name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
             for name in files

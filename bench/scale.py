@@ -1,0 +1,130 @@
+"""Scale: query latency, recall, open time and memory at 1M+ vectors, against bare FAISS.
+
+Synthetic clustered unit vectors of dimension 384 (seeded) stand in for a large corpus;
+each gets a small metadata row. Ours end to end = query text -> packaged MiniLM encode ->
+papersift Searcher (the generation's chosen index, recall-guarded) -> hits with metadata.
+The baseline is a bare FAISS IndexFlatIP search of an already-encoded query on the same
+vectors. Recall@10 of ours is measured against exact search for held-out perturbed vectors.
+Open time and peak RSS (VmHWM: ru_maxrss would carry the parent's over exec) are measured
+in a fresh process that opens the index and answers one query.
+
+Usage: python bench/scale.py --n 1000000 [--float16] [--workdir /tmp/papersift-scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from indexer.records import Paper  # noqa: E402
+from indexer.store import ModelInfo, open_index, write_generation, writer_lock  # noqa: E402
+
+DIM = 384
+
+
+def clustered(n: int, seed: int = 0, centers: int = 2000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centers, DIM)).astype(np.float32)
+    out = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        block = c[rng.integers(0, centers, m)] + 0.6 * rng.standard_normal((m, DIM)).astype(
+            np.float32)
+        out[start:start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def build(root: Path, n: int, float16: bool, fingerprint: str) -> float:
+    vectors = clustered(n)
+    papers = [Paper(id=f"syn-{i}", title=f"synthetic paper {i}", abstract="",
+                    published=f"20{10 + i % 16}-0{1 + i % 9}-01", categories=("cs.LG",))
+              for i in range(n)]
+    started = time.perf_counter()
+    with writer_lock(root):
+        write_generation(root, papers, vectors, ModelInfo(
+            "sentence-transformers/all-MiniLM-L6-v2", fingerprint, DIM), float16=float16,
+            with_lexical=False)
+    return time.perf_counter() - started
+
+
+OPEN_PROBE = """
+import json, sys, time
+t = time.perf_counter()
+from search import Searcher
+s = Searcher(sys.argv[1])
+s.similar("syn-1", k=10)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(json.dumps({"open_s": time.perf_counter() - t, "rss_mib": int(hwm.split()[1]) / 1024}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--float16", action="store_true")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/papersift-scale"))
+    args = parser.parse_args()
+    import faiss
+
+    from indexer.encoder import SentenceTransformerEncoder
+    from search import Searcher
+
+    encoder = SentenceTransformerEncoder(precision="float32")
+    root = args.workdir / f"n{args.n}{'-f16' if args.float16 else ''}"
+    result: dict = {"n": args.n, "float16": args.float16}
+    if not (root / "CURRENT").exists():
+        result["build_s"] = round(build(root, args.n, args.float16, encoder.fingerprint), 1)
+    probe = subprocess.run([sys.executable, "-c", OPEN_PROBE, str(root)], capture_output=True,
+                           text=True, cwd=ROOT, check=True)
+    result.update({k: round(v, 2) for k, v in json.loads(probe.stdout).items()})
+    handle = open_index(root)
+    info = handle.manifest["faiss"]
+    result["index"] = info
+    result["vector_bytes_per_paper"] = round(handle.manifest["files"]["faiss.index"]["size"]
+                                             / args.n)
+
+    searcher = Searcher(root, encoder)
+    vectors = np.asarray(handle.vectors, dtype=np.float32)
+    rng = np.random.default_rng(7)
+    picks = rng.choice(args.n, args.queries, replace=False)
+    noisy = vectors[picks] + 0.05 * rng.standard_normal((args.queries, DIM)).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    faiss.omp_set_num_threads(1)
+    exact = faiss.IndexFlatIP(DIM)
+    exact.add(vectors)
+    bare = []
+    truth = []
+    for q in noisy:
+        t = time.perf_counter()
+        _, ids = exact.search(q.reshape(1, -1), 10)
+        bare.append((time.perf_counter() - t) * 1000)
+        truth.append(set(ids[0]))
+    found = [{int(h.id[4:]) for h in searcher.search_vector(q, 10)} for q in noisy]
+    result["recall_at_10"] = round(float(np.mean([len(a & b) / 10 for a, b in
+                                                  zip(truth, found, strict=True)])), 4)
+    texts = [f"synthetic query number {i} about sparse attention" for i in range(args.queries)]
+    ours = []
+    for text in texts:
+        t = time.perf_counter()
+        searcher.search(text, 10, mode="dense")
+        ours.append((time.perf_counter() - t) * 1000)
+    for name, xs in (("ours_end_to_end_ms", ours), ("bare_faiss_flat_ms", bare)):
+        xs = sorted(xs)
+        result[name] = {"p50": round(xs[len(xs) // 2], 2), "p99": round(xs[int(len(xs) * 0.99)], 2)}
+    result["bench_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
