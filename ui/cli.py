@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -274,11 +275,32 @@ def _run_app(settings: Settings, port: int) -> int:
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
     ]
-    err.print(f"papersift: serving {settings.index} at http://127.0.0.1:{port}", highlight=False)
+    url = f"http://127.0.0.1:{port}"
+    err.print(f"papersift: serving {settings.index} at {url}", highlight=False)
+    proc = subprocess.Popen(command, env={**os.environ, **settings.environment()})
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin":
+        threading.Thread(target=_open_when_up, args=(url, proc), daemon=True).start()
     try:
-        return subprocess.call(command, env={**os.environ, **settings.environment()})
+        return proc.wait()
     except KeyboardInterrupt:
+        proc.terminate()
         return 0
+
+
+def _open_when_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Open the user's browser once the server answers (Streamlit runs headless)."""
+    import urllib.request
+    import webbrowser
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+        except OSError:
+            time.sleep(0.5)
+            continue
+        webbrowser.open(url)
+        return
 
 
 @app.command()
