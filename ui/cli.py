@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -278,6 +279,12 @@ def _run_app(settings: Settings, port: int) -> int:
     url = f"http://127.0.0.1:{port}"
     err.print(f"papersift: serving {settings.index} at {url}", highlight=False)
     proc = subprocess.Popen(command, env={**os.environ, **settings.environment()})
+
+    def stop(signum, frame):  # a terminated papersift takes its server with it
+        proc.terminate()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin":
         threading.Thread(target=_open_when_up, args=(url, proc), daemon=True).start()
     try:
