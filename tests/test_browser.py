@@ -68,7 +68,7 @@ def server(tmp_path_factory, real_encoder):
 
 
 @pytest.fixture
-def page(server):
+def page(server, request):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     dialogs = []
     with playwright.sync_playwright() as p:
@@ -81,8 +81,11 @@ def page(server):
         pg.set_default_timeout(60_000)
         pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         pg.dialogs = dialogs
-        yield pg
-        browser.close()
+        try:
+            yield pg
+        finally:  # the last view, for a failure's post-mortem (tests/artifacts/)
+            pg.screenshot(path=ARTIFACTS / f"last-{request.node.name}.png")
+            browser.close()
     assert dialogs == [], f"JavaScript dialogs fired: {dialogs}"
 
 
@@ -119,14 +122,16 @@ def test_question_paper_related_filter_reload_and_back(page, server):
     page.get_by_role("option", name="cs.LG (").first.click()
     page.keyboard.press("Escape")
     page.wait_for_url("**cat=cs.LG**")
-    page.wait_for_timeout(1500)  # let the filtered results replace the unfiltered ones
-    titles = page.locator("[class*='st-key-open-'] button").all_inner_texts()
-    assert titles and "1. Distillation and Refinement" not in titles[0]  # it is not in cs.LG
+    cards = page.locator("[class*='st-key-open-'] button")
+    # the unfiltered best match is not in cs.LG: wait for the filtered list to replace it
+    playwright.expect(cards.first).not_to_contain_text("Distillation and Refinement",
+                                                       timeout=60_000)
+    playwright.expect(cards).to_have_count(20, timeout=60_000)  # a full first page
+    titles = cards.all_inner_texts()
     page.screenshot(path=ARTIFACTS / "filtered.png")
 
     shared = page.url
     page.goto(shared)  # a reload of a shared link reproduces the view
-    cards = page.locator("[class*='st-key-open-'] button")
     playwright.expect(cards).to_have_count(len(titles), timeout=60_000)
     playwright.expect(cards).to_have_text(titles)
     playwright.expect(page.get_by_label(QUESTION_LABEL)).to_have_value(
