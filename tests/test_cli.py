@@ -54,7 +54,8 @@ def test_search_json_and_queries_file(real_index_copy, tmp_path):
     hits = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [h["rank"] for h in hits] == [1, 2, 3]
     assert set(hits[0]) == {"rank", "id", "score", "title", "authors", "published",
-                            "categories", "url"}
+                            "categories", "url", "sources"}
+    assert set(hits[0]["sources"]) <= {"dense", "bm25"} and hits[0]["sources"]
     assert hits[0]["id"] == "2505.13738"
 
     queries = tmp_path / "q.txt"
