@@ -36,6 +36,7 @@ from ui.clikit import (
     SortOpt,
     UntilOpt,
     UsageProblem,
+    check_date,
     encode_progress,
     err,
     human_size,
@@ -68,16 +69,10 @@ def _searcher(settings: Settings, with_model: bool = True):
 
 
 def _filters(since: str, until: str, category: list[str] | None, author: str):
-    import datetime as dt
-
     from search import Filters
 
-    for name, value in (("--since", since), ("--until", until)):
-        try:
-            if value:
-                dt.date.fromisoformat(value)
-        except ValueError:
-            raise UsageProblem(f"{name} must be a YYYY-MM-DD date, got {value!r}") from None
+    check_date("--since", since)
+    check_date("--until", until)
     return Filters(since, until, tuple(category or ()), author)
 
 

@@ -15,6 +15,7 @@ from ui.clikit import (
     ModelOpt,
     ProblemPrinter,
     UsageProblem,
+    check_date,
     encode_progress,
     err,
     make_encoder,
@@ -41,16 +42,6 @@ OaiUrl = Annotated[str | None, typer.Option("--oai-url", help="[env PAPERSIFT_OA
 HfUrl = Annotated[str | None, typer.Option("--hf-url", help="[env PAPERSIFT_HF_URL]")]
 
 
-def _check_date(name: str, value: str) -> None:
-    import datetime as dt
-
-    try:
-        if value:
-            dt.date.fromisoformat(value)
-    except ValueError:
-        raise UsageProblem(f"{name} must be a YYYY-MM-DD date, got {value!r}") from None
-
-
 def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, **options) -> int:
     """Fetch from one source into `out`; returns the number of records written."""
     from indexer.arxiv import fetch_arxiv, fetch_oai
@@ -58,7 +49,7 @@ def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, 
     from indexer.hf import HF_INTERVAL, fetch_hf
 
     for name in ("since", "until"):
-        _check_date(f"--{'from' if source == 'oai' and name == 'since' else name}",
+        check_date(f"--{'from' if source == 'oai' and name == 'since' else name}",
                     options.get(name, ""))
     headers = {"Authorization": f"Bearer {settings.hf_token}"} if (
         source == "hf" and settings.hf_token) else {}

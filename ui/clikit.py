@@ -48,6 +48,17 @@ class UsageProblem(Exception):
     """A mistake in how the command was called (exit 2)."""
 
 
+def check_date(option: str, value: str) -> None:
+    """A date option is empty or YYYY-MM-DD; anything else is a usage mistake."""
+    import datetime as dt
+
+    try:
+        if value:
+            dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageProblem(f"{option} must be a YYYY-MM-DD date, got {value!r}") from None
+
+
 def make_encoder(model: str | None, precision: str = "float32", batch_size: int = 64):
     from indexer.encoder import SentenceTransformerEncoder
 
