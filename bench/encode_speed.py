@@ -2,7 +2,7 @@
 
 Same texts (title + ". " + abstract of N real papers from the 80k set), same process,
 one after the other: (a) `SentenceTransformer(path).encode(texts)` with default settings,
-(b) papersift's `encode_papers` (length-sorted chunks, batch 64, bfloat16 autocast where
+(b) papersift's `encode_papers` (length-sorted chunks, batch 16 on CPU, bfloat16 autocast where
 the CPU has native bf16), (c) the same in float32. Reports papers/s and the agreement of
 (b) with (a) (cosine per paper, minimum and mean).
 

@@ -9,6 +9,7 @@ Open time and peak RSS (VmHWM: ru_maxrss would carry the parent's over exec) are
 in a fresh process that opens the index and answers one query.
 
 Usage: python bench/scale.py --n 1000000 [--float16] [--workdir /tmp/papersift-scale]
+       python bench/scale.py --real INDEX   (real vectors and query texts, e.g. the 80k set)
 """
 
 from __future__ import annotations
@@ -62,58 +63,67 @@ import json, sys, time
 t = time.perf_counter()
 from search import Searcher
 s = Searcher(sys.argv[1])
-s.similar("syn-1", k=10)
+s.similar(s.index.papers.papers([0])[0].id, k=10)
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
 print(json.dumps({"open_s": time.perf_counter() - t, "rss_mib": int(hwm.split()[1]) / 1024}))
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--float16", action="store_true")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/papersift-scale"))
-    args = parser.parse_args()
+def real_queries(handle, n: int) -> list[str]:
+    """Hand-written paraphrases (bench/queries) plus titles of random papers, n in all."""
+    texts = []
+    for line in (ROOT / "bench" / "queries" / "paraphrase.tsv").read_text().splitlines():
+        if line and not line.startswith("#"):
+            texts.append(line.split("\t", 1)[1])
+    rng = np.random.default_rng(11)
+    rows = rng.choice(handle.count, n - len(texts), replace=False)
+    texts += [p.title for p in handle.papers.papers(rows).values()]
+    return texts[:n]
+
+
+def copy_as(source, root: Path, index_type: str) -> float:
+    """Write the source index's papers and vectors again with a forced FAISS index type."""
+    papers = source.papers.all_papers()
+    model = source.model
+    started = time.perf_counter()
+    with writer_lock(root):
+        write_generation(root, papers, np.asarray(source.vectors, dtype=np.float32),
+                         ModelInfo(model.name, model.fingerprint, model.dim),
+                         index_type=index_type, with_lexical=False)
+    return time.perf_counter() - started
+
+
+def measure(root: Path, encoder, query_vectors: np.ndarray, texts: list[str]) -> dict:
+    """Open time/RSS (fresh process), recall@10 against exact search, ours end to end
+    against bare FAISS flat: one row of the table."""
     import faiss
 
-    from indexer.encoder import SentenceTransformerEncoder
     from search import Searcher
 
-    encoder = SentenceTransformerEncoder(precision="float32")
-    root = args.workdir / f"n{args.n}{'-f16' if args.float16 else ''}"
-    result: dict = {"n": args.n, "float16": args.float16}
-    if not (root / "CURRENT").exists():
-        result["build_s"] = round(build(root, args.n, args.float16, encoder.fingerprint), 1)
+    result: dict = {}
     probe = subprocess.run([sys.executable, "-c", OPEN_PROBE, str(root)], capture_output=True,
                            text=True, cwd=ROOT, check=True)
     result.update({k: round(v, 2) for k, v in json.loads(probe.stdout).items()})
     handle = open_index(root)
-    info = handle.manifest["faiss"]
-    result["index"] = info
-    result["vector_bytes_per_paper"] = round(handle.manifest["files"]["faiss.index"]["size"]
-                                             / args.n)
-
+    n = handle.count
+    result["n"] = n
+    result["index"] = handle.manifest["faiss"]
+    result["vector_bytes_per_paper"] = round(handle.manifest["files"]["faiss.index"]["size"] / n)
     searcher = Searcher(root, encoder)
     vectors = np.asarray(handle.vectors, dtype=np.float32)
-    rng = np.random.default_rng(7)
-    picks = rng.choice(args.n, args.queries, replace=False)
-    noisy = vectors[picks] + 0.05 * rng.standard_normal((args.queries, DIM)).astype(np.float32)
-    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
     faiss.omp_set_num_threads(1)
-    exact = faiss.IndexFlatIP(DIM)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
-    bare = []
-    truth = []
-    for q in noisy:
+    bare, truth = [], []
+    for q in query_vectors:
         t = time.perf_counter()
         _, ids = exact.search(q.reshape(1, -1), 10)
         bare.append((time.perf_counter() - t) * 1000)
         truth.append(set(ids[0]))
-    found = [{int(h.id[4:]) for h in searcher.search_vector(q, 10)} for q in noisy]
+    found = [{handle.papers.row_of(h.id) for h in searcher.search_vector(q, 10)}
+             for q in query_vectors]
     result["recall_at_10"] = round(float(np.mean([len(a & b) / 10 for a, b in
                                                   zip(truth, found, strict=True)])), 4)
-    texts = [f"synthetic query number {i} about sparse attention" for i in range(args.queries)]
     ours = []
     for text in texts:
         t = time.perf_counter()
@@ -122,8 +132,52 @@ def main() -> None:
     for name, xs in (("ours_end_to_end_ms", ours), ("bare_faiss_flat_ms", bare)):
         xs = sorted(xs)
         result[name] = {"p50": round(xs[len(xs) // 2], 2), "p99": round(xs[int(len(xs) * 0.99)], 2)}
-    result["bench_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(json.dumps(result, indent=2))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--float16", action="store_true")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--real", type=Path, metavar="INDEX",
+                        help="measure an existing index of real papers (as built, and copied "
+                             "with a forced IVF index) with real query texts instead")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/papersift-scale"))
+    args = parser.parse_args()
+    from indexer.encoder import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder(precision="float32")
+    rows = []
+    if args.real:
+        source = open_index(args.real)
+        texts = real_queries(source, args.queries)
+        query_vectors = encoder.encode(texts)
+        rows.append(measure(args.real, encoder, query_vectors, texts))
+        ivf = args.workdir / f"real-ivf-{source.count}"
+        built = None if (ivf / "CURRENT").exists() else copy_as(source, ivf, "ivf")
+        rows.append(measure(ivf, encoder, query_vectors, texts))
+        if built:
+            rows[-1]["build_s"] = round(built, 1)
+    else:
+        root = args.workdir / f"n{args.n}{'-f16' if args.float16 else ''}"
+        built = None
+        if not (root / "CURRENT").exists():
+            built = build(root, args.n, args.float16, encoder.fingerprint)
+        vectors = np.asarray(open_index(root).vectors, dtype=np.float32)
+        rng = np.random.default_rng(7)
+        picks = rng.choice(len(vectors), args.queries, replace=False)
+        noisy = vectors[picks] + 0.05 * rng.standard_normal((args.queries, DIM)).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        del vectors
+        texts = [f"synthetic query number {i} about sparse attention" for i in range(args.queries)]
+        rows.append(measure(root, encoder, noisy, texts))
+        rows[-1]["float16"] = args.float16
+        if built:
+            rows[-1]["build_s"] = round(built, 1)
+    rows[-1]["bench_peak_rss_mib"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

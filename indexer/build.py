@@ -131,13 +131,15 @@ def build_index(
     vectors_path: str | Path | None = None,
     model_name: str = "",
     float16: bool = False,
+    with_map: bool = False,
 ) -> BuildReport:
     """Build a new generation of the index at `root` from input files and switch to it.
 
     The previous generation keeps serving until the switch; nothing is written when
     `strict` stops the build at a bad line. With `vectors_path` (a .npy row-aligned with
     the input records) nothing is encoded: the index records `model_name` as its model,
-    and queries must then be encoded with that model.
+    and queries must then be encoded with that model. `with_map` also computes the map
+    (indexer/atlas.py) before the new generation is served.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -154,7 +156,16 @@ def build_index(
                 raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
             vectors = encode_papers(papers, encoder, on_progress)
             model = ModelInfo.of(encoder)
-        gen = write_generation(root, papers, vectors, model, index_type, float16)
+        before_switch = None
+        if with_map:
+            from indexer import atlas
+            from indexer.store import write_atlas
+
+            def before_switch(new_gen: Path) -> None:
+                write_atlas(new_gen, atlas.compute(vectors, [p.text for p in papers]))
+
+        gen = write_generation(root, papers, vectors, model, index_type, float16,
+                               before_switch=before_switch)
     size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return BuildReport(
         papers=len(papers),

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 # New-style arXiv ids (0704.0001 onwards) and old-style archive/YYMMNNN ids.
 _NEW_ID = re.compile(r"^(\d{4}\.\d{4,5})(?:v\d+)?$")
@@ -24,6 +25,7 @@ _ID_PREFIX = re.compile(
 _VERSION = re.compile(r"v(\d+)$")
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ].*)?$")
 _DATE_FIELDS = ("published", "listing_date", "update_date")
+SAFE_LINK_HOSTS = ("arxiv.org", "doi.org")  # the only hosts papersift ever links to
 
 # A LaTeX text accent or special letter: \'e, \'{e}, {\"o}, \c{c}, \v s, \ss, \o ...
 _ACC = (
@@ -90,6 +92,22 @@ def canonical_id(raw: str) -> str:
     '2401.00001'
     """
     return split_version(raw)[0]
+
+
+def safe_url(url: str) -> str:
+    """`url` when it is https on arxiv.org or doi.org (or a subdomain), else ''."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not any(
+        host == h or host.endswith("." + h) for h in SAFE_LINK_HOSTS
+    ):
+        return ""
+    # Re-quote so that parentheses, spaces and brackets cannot end the markdown link.
+    path = quote(parts.path, safe="/:.-_~%")
+    return f"https://{host}{path}" + (f"?{quote(parts.query, safe='=&')}" if parts.query else "")
 
 
 def is_arxiv_id(paper_id: str) -> bool:

@@ -15,6 +15,9 @@ An index is a folder::
         bm25/              BM25 (bm25s arrays as .npy, vocabulary and parameters as JSON)
         manifest.json      schema, versions, model name + weights hash, dim, metric, count,
                            FAISS description, each file's size and sha256 (written last)
+        map/               optional (`papersift map`, kept by updates): coords.npy (n, 2),
+                           clusters.npy (n,), atlas.json (labels, terms, method, seed and
+                           each file's size); replaced whole by a directory rename
 
 A writer builds a new generation beside the served one and switches `CURRENT` last, so a
 process killed at any point leaves the previous generation serving. The next writer
@@ -34,7 +37,7 @@ import secrets
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,8 @@ PAPERS_DB = "papers.sqlite"
 VECTORS = "vectors.npy"
 FAISS_INDEX = "faiss.index"
 BM25_DIR = "bm25"
+MAP_DIR = "map"
+ATLAS_JSON = "atlas.json"
 DATA_FILES = (PAPERS_DB, VECTORS, FAISS_INDEX)
 _GEN_NAME = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
 
@@ -225,6 +230,7 @@ def write_generation(
     float16: bool = False,
     reuse: tuple | None = None,
     with_lexical: bool = True,
+    before_switch: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -238,6 +244,8 @@ def write_generation(
         reuse: (old FAISS index, its manifest entry, changed rows, old count) from the
             served generation: an update then extends a trained IVF index (ann.extend).
         with_lexical: also write the BM25 index (hybrid and keyword search need it).
+        before_switch: called with the complete new generation before it is made current
+            (an update computes the new map there, so the app never sees a map-less one).
 
     Returns:
         The new generation's folder.
@@ -276,8 +284,56 @@ def write_generation(
         },
     }
     _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
+    if before_switch is not None:
+        before_switch(gen)
     _write_atomic(root / CURRENT, f"{gen.name}\n".encode())
     return gen
+
+
+def write_atlas(gen: Path, atlas: Any) -> None:
+    """Store a map (indexer.atlas.Atlas) in a generation, replacing any earlier one whole."""
+    tmp = gen / f".{MAP_DIR}-{secrets.token_hex(3)}"
+    tmp.mkdir()
+    _write_vectors(tmp / "coords.npy", np.ascontiguousarray(atlas.coords, dtype=np.float32))
+    _write_vectors(tmp / "clusters.npy", np.ascontiguousarray(atlas.clusters, dtype=np.int32))
+    meta = {"labels": atlas.labels, "terms": atlas.terms, "info": atlas.info,
+            "files": {name: (tmp / name).stat().st_size for name in ("coords.npy", "clusters.npy")}}
+    _write_atomic(tmp / ATLAS_JSON, json.dumps(meta, indent=1, ensure_ascii=False).encode())
+    target = gen / MAP_DIR
+    old = gen / f".{MAP_DIR}-old-{secrets.token_hex(3)}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    _fsync_path(gen)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_atlas(gen: Path, count: int) -> Any:
+    """The generation's map (indexer.atlas.Atlas), or None when it has none.
+
+    Raises IndexCorrupt when the map's files do not agree with each other or the index.
+    """
+    from indexer.atlas import Atlas
+
+    folder = gen / MAP_DIR
+    try:
+        meta = json.loads((folder / ATLAS_JSON).read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IndexCorrupt(f"{folder / ATLAS_JSON}: not valid JSON ({e})") from None
+    try:
+        coords = np.load(folder / "coords.npy", allow_pickle=False)
+        clusters = np.load(folder / "clusters.npy", allow_pickle=False)
+        labels, terms = list(meta["labels"]), [list(t) for t in meta["terms"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise IndexCorrupt(f"{folder}: unreadable map ({e}); run `papersift map` again") from None
+    if (coords.shape != (count, 2) or clusters.shape != (count,) or len(labels) != len(terms)
+            or (count and (clusters.min() < 0 or clusters.max() >= len(labels)))):
+        raise IndexCorrupt(f"{folder}: map of shape {coords.shape} with {len(labels)} clusters "
+                           f"does not fit {count} papers; run `papersift map` again")
+    return Atlas(coords.astype(np.float32), clusters.astype(np.int32), labels, terms,
+                 dict(meta.get("info", {})))
 
 
 # ---------------------------------------------------------------- reading
@@ -332,6 +388,10 @@ class PaperTable:
         """Every paper in row order."""
         rows = self._query(f"SELECT {self._COLUMNS} FROM papers ORDER BY row")
         return [self._paper(r) for r in rows]
+
+    def titles(self) -> list[tuple[int, str]]:
+        """(row, title) of every paper."""
+        return [(r, t) for r, t in self._query("SELECT row, title FROM papers ORDER BY row")]
 
     def row_of(self, paper_id: str) -> int | None:
         result = self._query("SELECT row FROM papers WHERE id = ?", (paper_id,))

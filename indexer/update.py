@@ -15,16 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer import atlas
 from indexer.build import ProgressFn, build_index, collect_papers, encode_papers
 from indexer.encoder import Encoder
 from indexer.errors import IndexNotFound, PapersiftError
 from indexer.readers import Problem
 from indexer.records import Paper
 from indexer.store import (
+    MAP_DIR,
     ModelInfo,
     open_index,
+    read_atlas,
     read_manifest,
     remove_leftovers,
+    write_atlas,
     write_generation,
     writer_lock,
 )
@@ -132,7 +136,15 @@ def update_index(
         reuse = (handle.faiss_index, handle.manifest["faiss"], vectors, changed_rows, handle.count)
         # An approximate index stays approximate when it is retrained (it may have been forced).
         index_type = "auto" if handle.manifest["faiss"].get("exact", True) else "ivf"
+        had_map = (handle.generation / MAP_DIR).is_dir()
+
+        def remap(new_gen: Path) -> None:  # the map follows the papers into the new generation
+            old = read_atlas(handle.generation, handle.count)
+            seed = int(old.info.get("seed", atlas.SEED)) if old else atlas.SEED
+            write_atlas(new_gen, atlas.compute(vectors, [p.text for p in papers], seed=seed))
+
         gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), index_type,
-                               float16=float16, reuse=reuse)
+                               float16=float16, reuse=reuse,
+                               before_switch=remap if had_map else None)
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -15,8 +16,9 @@ from indexer import lexical
 from indexer.encoder import Encoder
 from indexer.errors import InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id
-from indexer.store import IndexHandle, ModelInfo, open_index
+from indexer.store import MAP_DIR, IndexHandle, ModelInfo, open_index, read_atlas
 from search.hybrid import DEFAULT_FUSION, MODES, Fusion, fuse, top_rows
+from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, svm
 
 MAX_K = 1000
 SORTS = ("relevance", "newest", "upvotes")
@@ -100,6 +102,7 @@ class Searcher:
         # Measured: single queries are faster on one OpenMP thread than on two here.
         faiss.omp_set_num_threads(1)
         self._lock = threading.Lock()
+        self._atlas: tuple[int, Any] | None = None
 
     @property
     def count(self) -> int:
@@ -109,6 +112,30 @@ class Searcher:
     def categories(self) -> list[tuple[str, int]]:
         """Every category in the index with its paper count, most common first."""
         return self.index.papers.categories()
+
+    def atlas(self):
+        """The generation's map (indexer.atlas.Atlas), or None before `papersift map`.
+
+        Read again whenever the map folder changed, so a map computed while the app runs
+        appears without a restart.
+        """
+        folder = self.index.generation / MAP_DIR
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if self._atlas is None or self._atlas[0] != stamp:
+            self._atlas = (stamp, read_atlas(self.index.generation, self.count))
+        return self._atlas[1]
+
+    def rows_of(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        """Index rows of the ids that are in the index (unknown ids are left out)."""
+        found = {}
+        for pid in paper_ids:
+            row = self.index.papers.row_of(canonical_id(pid)) if isinstance(pid, str) else None
+            if row is not None:
+                found[pid] = row
+        return found
 
     def paper(self, paper_id: str) -> Paper:
         """The stored paper with this id (an arXiv URL or versioned id is accepted)."""
@@ -151,6 +178,44 @@ class Searcher:
         row = self._row(paper_id)
         vector = np.asarray(self.index.vectors[row], dtype=np.float32)
         return self._ranked(vector, "", k, filters, sort, "dense", exclude_row=row)
+
+    def recommend(
+        self,
+        like: Sequence[str],
+        unlike: Sequence[str] = (),
+        k: int = 10,
+        filters: Filters | None = None,
+        sort: str = "relevance",
+        method: str = DEFAULT_METHOD,
+    ) -> list[Hit]:
+        """More papers like the liked ones and unlike the disliked ones (search/recommend.py).
+
+        The given papers themselves are never returned.
+        """
+        check_k(k)
+        check_sort(sort)
+        if method not in METHODS:
+            raise InvalidQuery(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if not like:
+            raise InvalidQuery("give at least one paper to like")
+        like_rows = list(dict.fromkeys(self._row(p) for p in like))
+        unlike_rows = list(dict.fromkeys(self._row(p) for p in unlike))
+        if both := set(like_rows) & set(unlike_rows):
+            ids = ", ".join(sorted(p.id for p in self.index.papers.papers(sorted(both)).values()))
+            raise InvalidQuery(f"paper {ids} is both liked and unliked")
+        liked = np.asarray(self.index.vectors[sorted(like_rows)], dtype=np.float32)
+        disliked = np.asarray(self.index.vectors[sorted(unlike_rows)], dtype=np.float32)
+        exclude = set(like_rows) | set(unlike_rows)
+        if method == "svm":
+            background = background_rows(self.count, exclude)
+            direction = svm(liked, disliked, np.asarray(self.index.vectors[background], np.float32))
+        else:
+            direction = rocchio(liked, disliked)
+        n = min(MAX_K, k + len(exclude))
+        excluded_ids = {p.id for p in self.index.papers.papers(sorted(exclude)).values()}
+        hits = [h for h in self._ranked(direction, "", n, filters, sort, "dense")
+                if h.id not in excluded_ids]
+        return [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
 
     def search_vector(
         self, vector: np.ndarray, k: int, filters: Filters | None = None,

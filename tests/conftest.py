@@ -67,7 +67,46 @@ def toy_index(tmp_path, toy_file, fake_encoder) -> Path:
 def _isolated_user_dirs(tmp_path, monkeypatch):
     """Never touch the real per-user index from a test."""
     monkeypatch.setenv("PAPERSIFT_INDEX", str(tmp_path / "default-index"))
+    monkeypatch.setenv("PAPERSIFT_LISTS", str(tmp_path / "lists.sqlite"))
     monkeypatch.delenv("PAPERSIFT_MODEL", raising=False)
+
+
+TOPICS = {
+    "diffusion": "diffusion denoising score sampler image generation noise schedule",
+    "graphs": "graph neural network message passing node edge molecule",
+    "retrieval": "retrieval passage dense index question answering reranker",
+    "proteins": "protein folding structure residue amino sequence",
+}
+
+
+def topic_corpus(per_topic: int = 12) -> list[dict]:
+    """Papers in four clearly separated topics, each with its own words (for maps and
+    recommendations with a known answer). Ids say the topic: diffusion-03, graphs-11, ..."""
+    import random
+
+    rng = random.Random(5)
+    records = []
+    for topic, words in TOPICS.items():
+        vocab = words.split()
+        for i in range(per_topic):
+            picked = rng.sample(vocab, 5)
+            records.append({
+                "id": f"{topic}-{i:02d}",
+                "title": f"{vocab[0].title()} {vocab[1]} study {i}",
+                "abstract": " ".join(picked + rng.sample(vocab, 4)),
+                "authors": [f"Author {topic} {i}"], "categories": ["cs.LG"],
+                "published": f"2024-{1 + i % 12:02d}-{1 + i:02d}",
+            })
+    return records
+
+
+@pytest.fixture
+def topic_index(tmp_path, fake_encoder) -> Path:
+    from indexer.build import build_index
+
+    root = tmp_path / "topics"
+    build_index([write_jsonl(tmp_path / "topics.jsonl", topic_corpus())], root, fake_encoder)
+    return root
 
 
 @pytest.fixture(scope="session")

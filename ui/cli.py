@@ -1,4 +1,5 @@
-"""The `papersift` command: build, search, similar, info, ui, demo.
+"""The `papersift` command: build, search, similar, info, ui, demo (and, in their own modules,
+fetch, update, map, recommend, list, digest).
 
 Library errors become one line on stderr: exit 2 for usage mistakes, 1 for failures.
 """
@@ -18,10 +19,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError
-from ui import cli_sources
+from ui import cli_explore, cli_sources
 from ui.clikit import (
     AuthorOpt,
     CategoryOpt,
@@ -36,12 +36,14 @@ from ui.clikit import (
     SortOpt,
     UntilOpt,
     UsageProblem,
-    check_date,
     encode_progress,
     err,
     human_size,
     make_encoder,
+    make_filters,
+    open_searcher,
     out,
+    print_hits,
 )
 from ui.settings import BUNDLED_CORPUS, Settings
 
@@ -60,28 +62,14 @@ app = typer.Typer(
 log = logging.getLogger("papersift")
 
 
-def _searcher(settings: Settings, with_model: bool = True):
-    from indexer.store import read_manifest
-    from search import Searcher
-
-    read_manifest(settings.index)  # fail on a missing index before loading the model
-    return Searcher(settings.index, make_encoder(settings.model) if with_model else None)
-
-
-def _filters(since: str, until: str, category: list[str] | None, author: str):
-    from search import Filters
-
-    check_date("--since", since)
-    check_date("--until", until)
-    return Filters(since, until, tuple(category or ()), author)
-
-
 @app.command()
 def build(
     files: Annotated[list[Path], typer.Argument(help="JSONL, CSV or BEIR corpus files (.gz ok).")],
     index: IndexOpt = None,
     model: ModelOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Texts per forward pass [16 on CPU, 128 on GPU]")
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad line.")] = False,
     precision: Annotated[
         str, typer.Option("--precision", help="auto (bf16 where the CPU has it), float32, bfloat16")
@@ -97,6 +85,9 @@ def build(
     ] = "",
     float16: Annotated[
         bool, typer.Option("--float16", help="Store vectors in 2 bytes per dimension (half the memory).")
+    ] = False,
+    with_map: Annotated[
+        bool, typer.Option("--map", help="Also compute the map of the field (papersift map).")
     ] = False,
 ) -> None:
     """Build an index from paper files (replaces the served generation atomically)."""
@@ -118,6 +109,7 @@ def build(
             files, settings.index, encoder, strict=strict, on_problem=problems,
             on_progress=on_progress, index_type=index_type, vectors_path=vectors,
             model_name=resolve_model(model_name)[0] if model_name else "", float16=float16,
+            with_map=with_map,
         )
     problems.summary()
     print(
@@ -126,30 +118,6 @@ def build(
         f"({report.papers / max(report.seconds, 1e-9):,.0f} papers/s); "
         f"index {human_size(report.size_bytes)} at {settings.index}"
     )
-
-
-def _authors(authors, limit: int = 2) -> str:
-    shown = ", ".join(authors[:limit])
-    return shown + (f" +{len(authors) - limit} more" if len(authors) > limit else "")
-
-
-def _print_hits(hits, as_json: bool, heading: str | None = None) -> None:
-    if as_json:
-        for hit in hits:
-            print(json.dumps(hit.to_dict(), ensure_ascii=False))
-        return
-    if not hits:
-        out.print("No results.")
-        return
-    table = Table(title=heading, show_lines=False, expand=True, title_justify="left")
-    for name, kw in (("#", {"justify": "right"}), ("score", {}), ("title", {"ratio": 3}),
-                     ("authors", {"ratio": 1}), ("date", {"no_wrap": True}), ("id", {})):
-        table.add_column(name, **kw)
-    for hit in hits:
-        p = hit.paper
-        table.add_row(str(hit.rank), f"{hit.score:.3f}", Text(p.title), Text(_authors(p.authors)),
-                      p.published, Text(p.id))
-    out.print(table)
 
 
 @app.command()
@@ -177,7 +145,7 @@ def search(
         raise UsageProblem("give either a QUERY or --queries FILE")
     check_k(k)
     check_sort(sort)
-    filters = _filters(since, until, category, author)
+    filters = make_filters(since, until, category, author)
     if query is not None and not query.strip():
         raise InvalidQuery("empty query")
     if queries is not None:
@@ -188,9 +156,9 @@ def search(
         lines = [q for q in lines if q]
         if not lines:
             raise InvalidQuery(f"{queries}: no queries in file")
-    searcher = _searcher(Settings.load(index, model))
+    searcher = open_searcher(Settings.load(index, model))
     if query is not None:
-        _print_hits(searcher.search(query, k, filters, sort, mode), as_json)
+        print_hits(searcher.search(query, k, filters, sort, mode), as_json)
         return
     for line in lines:
         started = time.perf_counter()
@@ -200,7 +168,7 @@ def search(
             print(json.dumps({"query": line, "took_ms": round(took, 2),
                               "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         else:
-            _print_hits(hits, False, heading=f"{line}  ({took:.0f} ms)")
+            print_hits(hits, False, heading=f"{line}  ({took:.0f} ms)")
 
 
 @app.command()
@@ -220,11 +188,11 @@ def similar(
 
     check_k(k)
     check_sort(sort)
-    filters = _filters(since, until, category, author)
-    searcher = _searcher(Settings.load(index), with_model=False)
+    filters = make_filters(since, until, category, author)
+    searcher = open_searcher(Settings.load(index), with_model=False)
     source = searcher.paper(paper)
     heading = None if as_json else f"Similar to {source.id}: {source.title}"
-    _print_hits(searcher.similar(paper, k, filters, sort), as_json, heading=heading)
+    print_hits(searcher.similar(paper, k, filters, sort), as_json, heading=heading)
 
 
 @app.command()
@@ -323,7 +291,7 @@ def demo(port: PortOpt = 8501, index: IndexOpt = None) -> None:
         if not BUNDLED_CORPUS.is_file():
             raise PapersiftError(f"{BUNDLED_CORPUS}: bundled corpus missing") from None
         err.print(f"papersift: building the bundled corpus into {settings.index} (once)")
-        build(files=[BUNDLED_CORPUS], index=settings.index, model=None)
+        build(files=[BUNDLED_CORPUS], index=settings.index, model=None, with_map=True)
     raise typer.Exit(_run_app(settings, port))
 
 
@@ -366,6 +334,10 @@ def evaluate(
 
 app.command()(cli_sources.update)
 app.add_typer(cli_sources.fetch_app, name="fetch")
+app.command("map")(cli_explore.map_command)
+app.command()(cli_explore.recommend)
+app.command()(cli_explore.digest)
+app.add_typer(cli_explore.list_app, name="list")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 out = Console(soft_wrap=False)
@@ -59,7 +61,7 @@ def check_date(option: str, value: str) -> None:
         raise UsageProblem(f"{option} must be a YYYY-MM-DD date, got {value!r}") from None
 
 
-def make_encoder(model: str | None, precision: str = "float32", batch_size: int = 64):
+def make_encoder(model: str | None, precision: str = "float32", batch_size: int | None = None):
     from indexer.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model, precision=precision, batch_size=batch_size)
@@ -106,3 +108,43 @@ class ProblemPrinter:
     def summary(self) -> None:
         if self.seen > self.limit:
             err.print(f"... and {self.seen - self.limit} more bad lines")
+
+
+def open_searcher(settings, with_model: bool = True):
+    from indexer.store import read_manifest
+    from search import Searcher
+
+    read_manifest(settings.index)  # fail on a missing index before loading the model
+    return Searcher(settings.index, make_encoder(settings.model) if with_model else None)
+
+
+def make_filters(since: str, until: str, category: list[str] | None, author: str):
+    from search import Filters
+
+    check_date("--since", since)
+    check_date("--until", until)
+    return Filters(since, until, tuple(category or ()), author)
+
+
+def authors_short(authors, limit: int = 2) -> str:
+    shown = ", ".join(authors[:limit])
+    return shown + (f" +{len(authors) - limit} more" if len(authors) > limit else "")
+
+
+def print_hits(hits, as_json: bool, heading: str | None = None) -> None:
+    if as_json:
+        for hit in hits:
+            print(json.dumps(hit.to_dict(), ensure_ascii=False))
+        return
+    if not hits:
+        out.print("No results.")
+        return
+    table = Table(title=heading, show_lines=False, expand=True, title_justify="left")
+    for name, kw in (("#", {"justify": "right"}), ("score", {}), ("title", {"ratio": 3}),
+                     ("authors", {"ratio": 1}), ("date", {"no_wrap": True}), ("id", {})):
+        table.add_column(name, **kw)
+    for hit in hits:
+        p = hit.paper
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", Text(p.title), Text(authors_short(p.authors)),
+                      p.published, Text(p.id))
+    out.print(table)

@@ -12,12 +12,10 @@ import logging
 import re
 import string
 from functools import lru_cache
-from urllib.parse import quote, urlsplit
 
-from indexer.records import Paper, arxiv_abs_url, is_arxiv_id
+from indexer.records import Paper, arxiv_abs_url, is_arxiv_id, safe_url
 
 _PUNCT = set(string.punctuation)
-_SAFE_HOSTS = ("arxiv.org", "doi.org")
 _BADGE_TEXT = re.compile(r"^[A-Za-z0-9.\-]{1,40}$")
 _MATH_SPAN = re.compile(r"\$([^$]{1,300})\$")
 _LATEXISH = re.compile(r"[\\^_{}]")
@@ -72,22 +70,6 @@ def escape_md(text: str) -> str:
     """Text that Streamlit markdown shows literally (no links, HTML, math or directives)."""
     text = " ".join(str(text).split())
     return "".join("\\" + ch if ch in _PUNCT else ch for ch in text)
-
-
-def safe_url(url: str) -> str:
-    """`url` when it is https on arxiv.org or doi.org (or a subdomain), else ''."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return ""
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or not any(
-        host == h or host.endswith("." + h) for h in _SAFE_HOSTS
-    ):
-        return ""
-    # Re-quote so that parentheses, spaces and brackets cannot end the markdown link.
-    path = quote(parts.path, safe="/:.-_~%")
-    return f"https://{host}{path}" + (f"?{quote(parts.query, safe='=&')}" if parts.query else "")
 
 
 def paper_links(paper: Paper) -> dict[str, str]:

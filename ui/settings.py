@@ -19,12 +19,19 @@ def default_index_dir() -> Path:
     return platformdirs.user_data_path("papersift") / "index"
 
 
+def default_lists_path() -> Path:
+    """Reading lists: one per-user database beside the default index, outside any generation."""
+    return platformdirs.user_data_path("papersift") / "lists.sqlite"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where the index lives and which model encodes queries (None: the packaged default)."""
+    """Where the index and the reading lists live and which model encodes queries
+    (None: the packaged default)."""
 
     index: Path
     model: str | None = None
+    lists: Path = Path()
     arxiv_url: str = ""
     oai_url: str = ""
     hf_url: str = ""
@@ -40,6 +47,7 @@ class Settings:
         arxiv_url: str | None = None,
         oai_url: str | None = None,
         hf_url: str | None = None,
+        lists: str | Path | None = None,
     ) -> Settings:
         from indexer.arxiv import ARXIV_API_URL, ARXIV_OAI_URL
         from indexer.hf import HF_DAILY_URL
@@ -49,6 +57,7 @@ class Settings:
         return cls(
             index=Path(chosen).expanduser(),
             model=model or env.get("PAPERSIFT_MODEL") or None,
+            lists=Path(lists or env.get("PAPERSIFT_LISTS") or default_lists_path()).expanduser(),
             arxiv_url=arxiv_url or env.get("PAPERSIFT_ARXIV_URL") or ARXIV_API_URL,
             oai_url=oai_url or env.get("PAPERSIFT_OAI_URL") or ARXIV_OAI_URL,
             hf_url=hf_url or env.get("PAPERSIFT_HF_URL") or HF_DAILY_URL,
@@ -57,7 +66,7 @@ class Settings:
 
     def environment(self) -> dict[str, str]:
         """These settings as PAPERSIFT_* variables, for a child process such as the app."""
-        env = {"PAPERSIFT_INDEX": str(self.index)}
+        env = {"PAPERSIFT_INDEX": str(self.index), "PAPERSIFT_LISTS": str(self.lists)}
         if self.model:
             env["PAPERSIFT_MODEL"] = self.model
         return env

@@ -1,8 +1,10 @@
 """The app's view state and its URL form, so that any view can be shared and reloaded.
 
 `?q=...&since=...&until=...&cat=cs.CL&cat=cs.LG&author=...&sort=newest&mode=bm25&page=2&paper=ID`
-(`similar=ID` lists papers like one paper). Values from a URL are untrusted: anything
-malformed is dropped, never an error.
+(`similar=ID` lists papers like one paper; `view=explore` the map, with `cluster=N` one
+cluster; `view=lists` the reading lists, with `list=NAME` one list; `like=ID&unlike=ID` the
+papers a "more like these" ranking starts from, `view=more` that ranking). Values from a URL
+are untrusted: anything malformed is dropped, never an error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass, replace
 from search.hybrid import MODES
 from search.searcher import SORTS, Filters
 
+VIEWS = ("search", "explore", "lists", "more")
+MAX_LIKED = 50
 PAGE_SIZE = 20
 MAX_RESULTS = 100
 MAX_PAGE = MAX_RESULTS // PAGE_SIZE
@@ -33,6 +37,11 @@ class ViewState:
     page: int = 1
     paper: str = ""
     similar: str = ""
+    view: str = "search"
+    cluster: int = -1
+    list: str = ""
+    like: tuple[str, ...] = ()
+    unlike: tuple[str, ...] = ()
 
     @property
     def filters(self) -> Filters:
@@ -46,9 +55,16 @@ class ViewState:
         params: dict[str, str | list[str]] = {}
         for key, value in (("q", self.query), ("since", self.since), ("until", self.until),
                            ("author", self.author), ("paper", self.paper),
-                           ("similar", self.similar)):
+                           ("similar", self.similar), ("list", self.list)):
             if value:
                 params[key] = value
+        if self.view != "search":
+            params["view"] = self.view
+        if self.cluster >= 0:
+            params["cluster"] = str(self.cluster)
+        for key, ids in (("like", self.like), ("unlike", self.unlike)):
+            if ids:
+                params[key] = list(ids)
         if self.categories:
             params["cat"] = list(self.categories)
         if self.sort != "relevance":
@@ -68,7 +84,12 @@ class ViewState:
             return " ".join(str(values[0]).split())[:2000] if values else ""
 
         sort, mode = first("sort"), first("mode")
-        page = first("page")
+        page, cluster, view = first("page"), first("cluster"), first("view")
+
+        def ids(key: str) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(x for x in (params.get(key) or []) if _ID.match(x)))[:MAX_LIKED]
+
+        like = ids("like")
         return cls(
             query=first("q"),
             since=_date(first("since")),
@@ -82,6 +103,11 @@ class ViewState:
             page=min(int(page), MAX_PAGE) if page.isdigit() and int(page) >= 1 else 1,
             paper=first("paper") if _ID.match(first("paper")) else "",
             similar=first("similar") if _ID.match(first("similar")) else "",
+            view=view if view in VIEWS else "search",
+            cluster=int(cluster) if cluster.isdigit() and int(cluster) < 10_000 else -1,
+            list=first("list")[:80],
+            like=like,
+            unlike=tuple(x for x in ids("unlike") if x not in like),
         )
 
 

@@ -1,0 +1,246 @@
+"""The map of an index: a 2-D layout of every paper and named topic clusters.
+
+The layout is UMAP (umap-learn) on the first 50 principal components of the vectors, or
+plain PCA for small corpora (UMAP needs neighbourhoods to be meaningful) and when UMAP
+fails. Clusters are spherical k-means on the full vectors (FAISS), so they follow meaning,
+not the 2-D picture. Each cluster is named by its most distinctive terms by class-based
+TF-IDF: a term scores high when it is frequent in the cluster's titles and abstracts and
+rare across the other clusters. Everything is seeded: the same vectors and texts give the
+same map.
+
+Stored in the generation's `map/` folder by `indexer.store.write_atlas`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SEED = 42
+PCA_BELOW = 500  # fewer papers than this: PCA layout, UMAP's neighbourhoods are too thin
+UMAP_FIT_LIMIT = 200_000  # above this, UMAP is fitted on a sample and the rest transformed
+LABEL_TERMS = 3
+# Words every abstract uses: they say nothing about a cluster's topic.
+_ACADEMIC = """
+paper propose proposed proposes approach approaches method methods result results show shows
+shown novel new based using use used study studies present presents presented work works
+existing demonstrate demonstrates achieve achieves achieved performance state art framework
+problem problems task tasks different provide provides paper's introduce introduces
+significantly significant improve improves improved furthermore additionally however
+experiments experimental extensive outperforms code available github com https http www
+"""
+ACADEMIC_STOP_WORDS = frozenset(_ACADEMIC.split())
+
+
+@dataclass
+class Atlas:
+    """A map: `coords[row]` and `clusters[row]` for each paper row of the generation."""
+
+    coords: np.ndarray  # (n, 2) float32
+    clusters: np.ndarray  # (n,) int32, in 0 .. len(labels) - 1
+    labels: list[str]  # one distinct, non-empty name per cluster
+    terms: list[list[str]]  # each cluster's distinctive terms, best first
+    info: dict = field(default_factory=dict)  # method, seed, timings
+
+    @property
+    def sizes(self) -> list[int]:
+        return np.bincount(self.clusters, minlength=len(self.labels)).tolist()
+
+
+def cluster_count(n: int) -> int:
+    """About sqrt(n / 5) clusters, at least 2 and at most 48: readable on one map."""
+    return max(2, min(48, round(math.sqrt(n / 5)))) if n >= 4 else 1
+
+
+def clusters_of(vectors: np.ndarray, k: int, seed: int = SEED) -> np.ndarray:
+    """Spherical k-means assignments (int32) of unit vectors; empty clusters are renumbered."""
+    import faiss
+
+    n = len(vectors)
+    if k <= 1 or n <= k:
+        return np.zeros(n, dtype=np.int32) if k <= 1 else np.arange(n, dtype=np.int32) % k
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    km = faiss.Kmeans(x.shape[1], k, niter=25, nredo=3, seed=seed, spherical=True,
+                      min_points_per_centroid=1, max_points_per_centroid=2000, verbose=False)
+    km.train(x)
+    _, assign = km.index.search(x, 1)
+    assign = assign[:, 0]
+    # Renumber by size (largest cluster 0) so numbering is stable and without gaps.
+    counts = np.bincount(assign, minlength=k)
+    order = [c for c in np.argsort(-counts, kind="stable") if counts[c] > 0]
+    remap = np.full(k, -1, dtype=np.int32)
+    remap[order] = np.arange(len(order), dtype=np.int32)
+    return remap[assign]
+
+
+def _pca(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    dims = max(1, min(dims, x.shape[0], x.shape[1]))
+    return PCA(n_components=dims, random_state=seed).fit_transform(x).astype(np.float32)
+
+
+def layout(vectors: np.ndarray, seed: int = SEED, method: str = "auto") -> tuple[np.ndarray, str]:
+    """(n, 2) float32 coordinates scaled into [-1, 1], and the method used ("umap" or "pca")."""
+    x = np.asarray(vectors, dtype=np.float32)
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, 2), np.float32), "pca"
+    if n < 3:
+        coords = np.zeros((n, 2), np.float32)
+        coords[:, 0] = np.linspace(-1, 1, n) if n > 1 else 0
+        return coords, "pca"
+    if method == "auto":
+        method = "umap" if n >= PCA_BELOW else "pca"
+    reduced = _pca(x, 50, seed)
+    coords = None
+    if method == "umap":
+        try:
+            coords = _umap(reduced, seed)
+        except Exception as e:  # noqa: BLE001 - any UMAP failure falls back to PCA
+            log.warning("UMAP failed (%s); using PCA for the map", e)
+            method = "pca"
+    if coords is None:
+        coords = reduced[:, :2] if reduced.shape[1] >= 2 else np.hstack(
+            [reduced, np.zeros((n, 1), np.float32)])
+    coords = np.asarray(coords, dtype=np.float32)
+    coords -= coords.mean(axis=0)
+    scale = float(np.abs(coords).max()) or 1.0
+    return np.ascontiguousarray(coords / scale, dtype=np.float32), method
+
+
+def _umap(reduced: np.ndarray, seed: int) -> np.ndarray:
+    import warnings
+
+    import umap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by setting random_state"
+        model = umap.UMAP(n_neighbors=15, min_dist=0.1, n_components=2, random_state=seed)
+        if len(reduced) <= UMAP_FIT_LIMIT:
+            return model.fit_transform(reduced)
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(len(reduced), UMAP_FIT_LIMIT, replace=False))
+        model.fit(reduced[sample])
+        return model.transform(reduced)
+
+
+def label_clusters(texts: Sequence[str], clusters: np.ndarray, k: int,
+                   top: int = 8) -> tuple[list[str], list[list[str]]]:
+    """Each cluster's distinctive terms by class-based TF-IDF, and a distinct label from them.
+
+    c-TF-IDF (as in BERTopic): the texts of a cluster form one document; a term's weight is
+    its frequency in that document times log(1 + A / f), where A is the average number of
+    words per cluster and f the term's frequency over all clusters.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+    stop = sorted(ENGLISH_STOP_WORDS | ACADEMIC_STOP_WORDS)
+    docs = [[] for _ in range(k)]
+    for text, c in zip(texts, clusters, strict=True):
+        docs[int(c)].append(text)
+    joined = [" ".join(d) for d in docs]
+    terms: list[list[str]] = [[] for _ in range(k)]
+    try:
+        vectorizer = CountVectorizer(stop_words=stop, ngram_range=(1, 2), lowercase=True,
+                                     token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]{2,}\b",
+                                     min_df=1, max_features=100_000)
+        counts = vectorizer.fit_transform(joined).astype(np.float64)
+        vocab = vectorizer.get_feature_names_out()
+    except ValueError:  # no usable words at all (empty abstracts)
+        counts, vocab = None, []
+    if counts is not None:
+        words = np.asarray(counts.sum(axis=1)).ravel()
+        tf = counts.multiply(1.0 / np.maximum(words, 1)[:, None]).tocsr()
+        freq = np.asarray(counts.sum(axis=0)).ravel()
+        idf = np.log(1.0 + max(words.mean(), 1.0) / np.maximum(freq, 1.0))
+        scores = tf.multiply(idf[None, :]).tocsr()
+        for c in range(k):
+            row = scores.getrow(c)
+            order = row.indices[np.argsort(-row.data, kind="stable")]
+            terms[c] = _distinct_terms([vocab[i] for i in order[: top * 4]], top)
+    labels = _distinct_labels(terms)
+    return labels, terms
+
+
+def _distinct_terms(candidates: list[str], top: int) -> list[str]:
+    """Best terms, skipping a word already inside a chosen phrase and vice versa."""
+    chosen: list[str] = []
+    for term in candidates:
+        words = set(term.split())
+        if any(words <= set(c.split()) or set(c.split()) <= words for c in chosen):
+            continue
+        chosen.append(term)
+        if len(chosen) == top:
+            break
+    return chosen
+
+
+def _distinct_labels(terms: list[list[str]]) -> list[str]:
+    """"term, term, term" per cluster; a label equal to an earlier one takes more terms."""
+    labels: list[str] = []
+    seen: set[str] = set()
+    for c, ts in enumerate(terms):
+        take = min(LABEL_TERMS, len(ts))
+        label = ", ".join(ts[:take]) or f"cluster {c + 1}"
+        while label in seen and take < len(ts):
+            take += 1
+            label = ", ".join(ts[:take])
+        if label in seen:
+            label = f"{label} ({c + 1})"
+        seen.add(label)
+        labels.append(label)
+    return labels
+
+
+def compute(vectors: np.ndarray, texts: Sequence[str], *, seed: int = SEED,
+            method: str = "auto", k: int | None = None,
+            on_step: Callable[[str], None] | None = None) -> Atlas:
+    """The map of `vectors` (row-aligned with `texts`: title and abstract of each paper)."""
+    if len(vectors) != len(texts):
+        raise ValueError(f"{len(vectors)} vectors but {len(texts)} texts")
+    step = on_step or (lambda _: None)
+    timings = {}
+    started = time.perf_counter()
+    k = k or cluster_count(len(vectors))
+    step(f"clustering {len(vectors):,} papers into {k} topics")
+    clusters = clusters_of(vectors, k, seed)
+    k = int(clusters.max()) + 1 if len(clusters) else 0
+    timings["cluster_s"] = round(time.perf_counter() - started, 2)
+    t = time.perf_counter()
+    step("naming the clusters")
+    labels, terms = label_clusters(texts, clusters, k)
+    timings["label_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    step("laying out the map")
+    coords, used = layout(vectors, seed, method)
+    timings["layout_s"] = round(time.perf_counter() - t, 2)
+    info = {"method": used, "seed": seed, "clusters": k, "count": len(vectors), **timings,
+            "seconds": round(time.perf_counter() - started, 2)}
+    return Atlas(coords, clusters, labels, terms, info)
+
+
+def map_index(root, *, seed: int = SEED, method: str = "auto", k: int | None = None,
+              on_step: Callable[[str], None] | None = None) -> tuple[object, Atlas]:
+    """Compute the map of the index at `root` and store it in its current generation."""
+    from pathlib import Path
+
+    from indexer.store import open_index, write_atlas, writer_lock
+
+    root = Path(root)
+    with writer_lock(root):
+        handle = open_index(root)
+        try:
+            texts = [p.text for p in handle.papers.all_papers()]
+            atlas = compute(handle.vectors, texts, seed=seed, method=method, k=k, on_step=on_step)
+            write_atlas(handle.generation, atlas)
+        finally:
+            handle.papers.close()
+    return handle.generation, atlas

@@ -1,0 +1,154 @@
+"""Digests: the new papers of a date window that match a saved query or a reading list.
+
+A digest is written as Markdown and as HTML (every paper field escaped; links only to
+arXiv or doi.org) and can be sent by SMTP as one message with both parts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from indexer.errors import InvalidQuery, PapersiftError
+from indexer.records import arxiv_abs_url, safe_url
+from search.searcher import Filters, Hit, Searcher
+
+MAX_DIGEST = 50
+
+
+class DigestError(PapersiftError):
+    """A digest that cannot be made or delivered."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    title: str
+    basis: str  # what the papers were matched against, for the reader
+    since: str
+    until: str
+    hits: list[Hit]
+
+    @property
+    def slug(self) -> str:
+        words = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60] or "digest"
+        return f"{words}-{self.since}"
+
+
+def make_digest(searcher: Searcher, *, since: str, until: str = "", query: str = "",
+                list_name: str = "", list_ids: list[str] | None = None, k: int = 20) -> Digest:
+    """Papers published in [since, until] matching `query`, or like the list's papers."""
+    if bool(query.strip()) == bool(list_name):
+        raise InvalidQuery("give either a query or a reading list for the digest, not both")
+    until = until or dt.date.today().isoformat()
+    if since > until:
+        raise InvalidQuery(f"--since {since} is after --until {until}")
+    k = max(1, min(k, MAX_DIGEST))
+    filters = Filters(since=since, until=until)
+    if query.strip():
+        hits = searcher.search(query, k, filters)
+        return Digest(f"papersift digest: {query.strip()}", f'the query "{query.strip()}"',
+                      since, until, hits)
+    known = list(searcher.rows_of(list_ids or []))
+    if not known:
+        raise DigestError(f"reading list {list_name!r} has no papers in index "
+                          f"{searcher.index.root}; add some before asking for a digest")
+    hits = searcher.recommend(known, k=k, filters=filters)
+    return Digest(f"papersift digest: {list_name}", f'the reading list "{list_name}" '
+                  f"({len(known)} papers)", since, until, hits)
+
+
+def _safe_link(hit: Hit) -> str:
+    return safe_url(hit.paper.url) or arxiv_abs_url(hit.paper.id)
+
+
+def _md_escape(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", " ".join(str(text).split()))
+
+
+def to_markdown(d: Digest) -> str:
+    lines = [f"# {_md_escape(d.title)}", "",
+             f"{len(d.hits)} papers published {d.since} to {d.until}, best match to "
+             f"{_md_escape(d.basis)} first.", ""]
+    if not d.hits:
+        lines.append("No new papers in this window.")
+    for h in d.hits:
+        p = h.paper
+        title = _md_escape(p.title or p.id)
+        link = _safe_link(h)
+        lines.append(f"{h.rank}. **[{title}]({link})**" if link else f"{h.rank}. **{title}**")
+        meta = " · ".join(x for x in (", ".join(p.authors[:4]) + (" et al." if len(p.authors) > 4
+                                                                  else ""), p.published,
+                                      p.primary_category) if x)
+        lines.append(f"   {_md_escape(meta)}")
+        if p.abstract:
+            short = p.abstract if len(p.abstract) <= 400 else p.abstract[:400].rsplit(" ", 1)[0] + " …"
+            lines.append(f"   {_md_escape(short)}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def to_html(d: Digest) -> str:
+    e = html.escape
+    items = []
+    for h in d.hits:
+        p = h.paper
+        link = _safe_link(h)
+        title = e(p.title or p.id)
+        head = f'<a href="{e(link, quote=True)}">{title}</a>' if link else title
+        authors = ", ".join(p.authors[:4]) + (" et al." if len(p.authors) > 4 else "")
+        meta = " · ".join(x for x in (authors, p.published, p.primary_category) if x)
+        short = p.abstract if len(p.abstract) <= 400 else p.abstract[:400].rsplit(" ", 1)[0] + " …"
+        items.append(f"<li><p><strong>{head}</strong><br><small>{e(meta)}</small></p>"
+                     f"<p>{e(short)}</p></li>")
+    body = "\n".join(items) if items else "<p>No new papers in this window.</p>"
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{e(d.title)}</title></head>\n<body style=\"font-family: sans-serif; "
+        "max-width: 46em; margin: auto\">\n"
+        f"<h1>{e(d.title)}</h1>\n<p>{len(d.hits)} papers published {e(d.since)} to "
+        f"{e(d.until)}, best match to {e(d.basis)} first.</p>\n<ol>\n{body}\n</ol>\n"
+        "</body></html>\n"
+    )
+
+
+def write(d: Digest, out_dir: Path) -> tuple[Path, Path]:
+    """Write DIR/<slug>.md and DIR/<slug>.html; returns both paths."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        md, page = out_dir / f"{d.slug}.md", out_dir / f"{d.slug}.html"
+        md.write_text(to_markdown(d), encoding="utf-8")
+        page.write_text(to_html(d), encoding="utf-8")
+    except OSError as e:
+        raise DigestError(f"{out_dir}: cannot write the digest ({e})") from None
+    return md, page
+
+
+def parse_smtp(value: str) -> tuple[str, int]:
+    """HOST:PORT (port 1-65535) from an --smtp value."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidQuery(f"--smtp must be HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def send(d: Digest, host: str, port: int, to: str, sender: str = "papersift@localhost",
+         timeout: float = 30.0) -> None:
+    """Send the digest as one message with a plain-text (Markdown) and an HTML part."""
+    if "@" not in to or any(ch in to for ch in "\r\n"):
+        raise InvalidQuery(f"--to must be an e-mail address, got {to!r}")
+    msg = EmailMessage()
+    msg["Subject"] = f"{d.title} ({d.since} to {d.until})"
+    msg["From"] = sender
+    msg["To"] = to
+    msg.set_content(to_markdown(d))
+    msg.add_alternative(to_html(d), subtype="html")
+    try:
+        with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as e:
+        raise DigestError(f"cannot send the digest through {host}:{port} ({e})") from None

@@ -1,0 +1,375 @@
+"""Reading lists: named sets of papers kept in one per-user SQLite database.
+
+The database lives beside the indexes, never inside a generation, so rebuilds and updates
+never touch it. Each item keeps a snapshot of the paper's metadata, so a list still
+exports after the paper left the index. Export is BibTeX (`@misc` with `eprint`,
+`archivePrefix = {arXiv}`, `primaryClass`) or CSV; a BibTeX file can be imported to make
+a list, its entries matched to the index by arXiv id, arXiv DOI or title.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.errors import PapersiftError
+from indexer.records import Paper, canonical_id, is_arxiv_id
+
+SCHEMA_VERSION = 1
+MAX_NAME = 80
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lists (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+    paper_id TEXT NOT NULL,
+    added TEXT NOT NULL,
+    paper TEXT NOT NULL,
+    PRIMARY KEY (list_id, paper_id)
+);
+"""
+CSV_COLUMNS = ("id", "title", "authors", "published", "primary_category", "categories", "url",
+               "added")
+
+
+class ListError(PapersiftError):
+    """A reading-list operation the user must correct (unknown list, bad name, bad file)."""
+
+
+@dataclass(frozen=True)
+class ListItem:
+    paper: Paper
+    added: str
+
+
+@dataclass(frozen=True)
+class ReadingList:
+    name: str
+    created: str
+    count: int
+
+
+def check_name(name: str) -> str:
+    """A list name: 1-80 printable characters, surrounding spaces removed."""
+    cleaned = " ".join(str(name).split())
+    if not cleaned:
+        raise ListError("a list name must not be empty")
+    if len(cleaned) > MAX_NAME:
+        raise ListError(f"list name {cleaned[:20]!r}… is longer than {MAX_NAME} characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in cleaned):
+        raise ListError(f"list name {cleaned!r} contains control characters")
+    return cleaned
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _snapshot(paper: Paper) -> str:
+    return json.dumps({
+        "id": paper.id, "title": paper.title, "authors": list(paper.authors),
+        "categories": list(paper.categories), "primary_category": paper.primary_category,
+        "published": paper.published, "url": paper.url,
+    }, ensure_ascii=False)
+
+
+def _from_snapshot(text: str) -> Paper:
+    d = json.loads(text)
+    return Paper(id=d["id"], title=d.get("title", ""), abstract="",
+                 authors=tuple(d.get("authors", ())), categories=tuple(d.get("categories", ())),
+                 primary_category=d.get("primary_category", ""),
+                 published=d.get("published", ""), url=d.get("url", ""))
+
+
+class ReadingLists:
+    """The reading-list database at `path` (created on first use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10)
+        except (OSError, sqlite3.Error) as e:
+            raise ListError(f"{self.path}: cannot open the reading-list database ({e})") from None
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ListError(f"{self.path}: reading lists of schema {version}, this papersift "
+                                f"reads {SCHEMA_VERSION}")
+            if version < SCHEMA_VERSION:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            with db:  # one transaction: all of a change or none of it
+                yield db
+        except sqlite3.DatabaseError as e:
+            raise ListError(f"{self.path}: {e}") from None
+        finally:
+            db.close()
+
+    def _list_id(self, db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT id FROM lists WHERE name = ?", (check_name(name),)).fetchone()
+        if row is None:
+            known = [r[0] for r in db.execute("SELECT name FROM lists ORDER BY name")]
+            hint = f" (lists: {', '.join(known)})" if known else " (there are no lists yet)"
+            raise ListError(f"no reading list named {name!r}{hint}")
+        return row[0]
+
+    def lists(self) -> list[ReadingList]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT l.name, l.created, count(i.paper_id) FROM lists l "
+                "LEFT JOIN items i ON i.list_id = l.id GROUP BY l.id ORDER BY l.name").fetchall()
+        return [ReadingList(*r) for r in rows]
+
+    def create(self, name: str, exist_ok: bool = False) -> str:
+        name = check_name(name)
+        with self._db() as db:
+            try:
+                db.execute("INSERT INTO lists (name, created) VALUES (?, ?)", (name, _now()))
+            except sqlite3.IntegrityError:
+                if not exist_ok:
+                    raise ListError(f"a reading list named {name!r} exists already") from None
+        return name
+
+    def delete(self, name: str) -> int:
+        """Delete a list and its items; returns how many papers it held."""
+        with self._db() as db:
+            list_id = self._list_id(db, name)
+            n = db.execute("SELECT count(*) FROM items WHERE list_id = ?", (list_id,)).fetchone()[0]
+            db.execute("DELETE FROM lists WHERE id = ?", (list_id,))
+        return n
+
+    def rename(self, name: str, new_name: str) -> str:
+        new_name = check_name(new_name)
+        with self._db() as db:
+            list_id = self._list_id(db, name)
+            try:
+                db.execute("UPDATE lists SET name = ? WHERE id = ?", (new_name, list_id))
+            except sqlite3.IntegrityError:
+                raise ListError(f"a reading list named {new_name!r} exists already") from None
+        return new_name
+
+    def add(self, name: str, papers: Iterable[Paper], create: bool = True) -> int:
+        """Add papers (already present ones are refreshed); returns how many were new."""
+        papers = list(papers)
+        if create:
+            self.create(name, exist_ok=True)
+        with self._db() as db:
+            list_id = self._list_id(db, name)
+            before = db.execute("SELECT count(*) FROM items WHERE list_id = ?",
+                                (list_id,)).fetchone()[0]
+            now = _now()
+            db.executemany(
+                "INSERT INTO items (list_id, paper_id, added, paper) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (list_id, paper_id) DO UPDATE SET paper = excluded.paper",
+                [(list_id, p.id, now, _snapshot(p)) for p in papers])
+            after = db.execute("SELECT count(*) FROM items WHERE list_id = ?",
+                               (list_id,)).fetchone()[0]
+        return after - before
+
+    def remove(self, name: str, paper_ids: Sequence[str]) -> int:
+        """Remove papers by id; returns how many were in the list."""
+        with self._db() as db:
+            list_id = self._list_id(db, name)
+            gone = 0
+            for pid in paper_ids:
+                gone += db.execute("DELETE FROM items WHERE list_id = ? AND paper_id = ?",
+                                   (list_id, canonical_id(pid))).rowcount
+        return gone
+
+    def items(self, name: str) -> list[ListItem]:
+        """The list's papers (metadata as saved), oldest addition first."""
+        with self._db() as db:
+            list_id = self._list_id(db, name)
+            rows = db.execute("SELECT paper, added FROM items WHERE list_id = ? "
+                              "ORDER BY added, rowid", (list_id,)).fetchall()
+        return [ListItem(_from_snapshot(p), added) for p, added in rows]
+
+    def containing(self, paper_id: str) -> list[str]:
+        """Names of the lists that hold this paper."""
+        with self._db() as db:
+            rows = db.execute("SELECT l.name FROM lists l JOIN items i ON i.list_id = l.id "
+                              "WHERE i.paper_id = ? ORDER BY l.name", (paper_id,)).fetchall()
+        return [r[0] for r in rows]
+
+
+# ---------------------------------------------------------------- export
+
+
+_BIB_SPECIAL = re.compile(r"(?<!\\)([&%#_])")
+
+
+def _bib_text(text: str) -> str:
+    """A value safe inside BibTeX braces: LaTeX specials escaped, braces balanced."""
+    text = _BIB_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    depth, kept = 0, []
+    for ch in text:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0:
+                continue
+            depth -= 1
+        kept.append(ch)
+    return "".join(kept) + "}" * depth
+
+
+def _cite_key(paper: Paper, taken: set[str]) -> str:
+    first = paper.authors[0] if paper.authors else ""
+    surname = first.split(",")[0] if "," in first else (first.split() or [""])[-1]
+    surname = unicodedata.normalize("NFKD", surname).encode("ascii", "ignore").decode()
+    words = [w for w in re.findall(r"[A-Za-z]+", paper.title) if len(w) > 3]
+    base = (re.sub(r"[^a-z]", "", surname.lower()) or "paper") + paper.published[:4] + (
+        words[0].lower() if words else "")
+    key, n = base, 1
+    while key in taken:
+        n += 1
+        key = f"{base}{chr(ord('a') + n - 2)}" if n <= 27 else f"{base}{n}"
+    taken.add(key)
+    return key
+
+
+def to_bibtex(papers: Sequence[Paper]) -> str:
+    """BibTeX `@misc` entries; arXiv papers carry eprint, archivePrefix and primaryClass."""
+    import bibtexparser
+    from bibtexparser.model import Entry, Field
+
+    library = bibtexparser.Library()
+    taken: set[str] = set()
+    for p in papers:
+        fields = [Field("title", "{" + _bib_text(p.title or p.id) + "}")]
+        if p.authors:
+            fields.append(Field("author", _bib_text(" and ".join(p.authors))))
+        if p.published[:4].isdigit():
+            fields.append(Field("year", p.published[:4]))
+        if is_arxiv_id(p.id):
+            fields += [Field("eprint", p.id), Field("archivePrefix", "arXiv")]
+            if p.primary_category:
+                fields.append(Field("primaryClass", _bib_text(p.primary_category)))
+            fields.append(Field("url", f"https://arxiv.org/abs/{p.id}"))
+        elif p.url:
+            fields.append(Field("url", _bib_text(p.url)))
+        library.add(Entry("misc", _cite_key(p, taken), fields))
+    return bibtexparser.write_string(library)
+
+
+def to_csv(items: Sequence[ListItem]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        p = item.paper
+        writer.writerow([p.id, p.title, "; ".join(p.authors), p.published, p.primary_category,
+                         " ".join(p.categories), p.url, item.added])
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- import
+
+
+_ARXIV_IN_TEXT = re.compile(
+    r"(?:arxiv\.org/(?:abs|pdf)/|arxiv[:\s]\s*)([a-z\-]+(?:\.[A-Z]{2})?/\d{7}|\d{4}\.\d{4,5})(v\d+)?",
+    re.IGNORECASE)
+_ARXIV_DOI = re.compile(r"10\.48550/arxiv\.(.+)$", re.IGNORECASE)
+
+
+def normalise_title(title: str) -> str:
+    """Lower-case letters and digits only: titles compare equal across LaTeX and casing."""
+    text = unicodedata.normalize("NFKD", re.sub(r"\\[a-zA-Z]+|[{}$]", "", title))
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+@dataclass(frozen=True)
+class BibEntry:
+    key: str
+    title: str
+    arxiv_id: str
+    doi: str
+
+
+def read_bibtex(text: str, source: str = "BibTeX") -> tuple[list[BibEntry], int]:
+    """The entries of a BibTeX text, and how many blocks could not be parsed."""
+    import bibtexparser
+
+    try:
+        library = bibtexparser.parse_string(text)
+    except Exception as e:  # noqa: BLE001 - the parser's own errors vary by version
+        raise ListError(f"{source}: not BibTeX ({e})") from None
+    entries = []
+    for e in library.entries:
+        fields = {k.lower(): str(f.value).strip().strip("{}\"") for k, f in e.fields_dict.items()}
+        arxiv = ""
+        doi = fields.get("doi", "")
+        if m := _ARXIV_DOI.search(doi):
+            arxiv = canonical_id(m.group(1))
+        eprint = fields.get("eprint", "")
+        if not arxiv and eprint and is_arxiv_id(canonical_id(eprint)):
+            arxiv = canonical_id(eprint)
+        if not arxiv:
+            for name in ("url", "journal", "note", "howpublished", "archiveprefix", "eprint"):
+                if m := _ARXIV_IN_TEXT.search(fields.get(name, "")):
+                    arxiv = canonical_id(m.group(1))
+                    break
+        entries.append(BibEntry(e.key, fields.get("title", ""), arxiv, doi))
+    return entries, len(library.failed_blocks)
+
+
+def match_entries(entries: Sequence[BibEntry], rows_of_ids, titles: dict[str, int]
+                  ) -> tuple[list[int], list[BibEntry]]:
+    """Index rows for the entries (by arXiv id, then arXiv DOI, then title) and the misses.
+
+    Args:
+        rows_of_ids: maps a list of ids to {id: row} for those in the index.
+        titles: normalised title -> row, for the whole index.
+    """
+    rows, missing = [], []
+    for entry in entries:
+        candidates = [x for x in (entry.arxiv_id, entry.doi) if x]
+        found = rows_of_ids(candidates) if candidates else {}
+        row = next((found[c] for c in candidates if c in found), None)
+        if row is None and entry.title:
+            row = titles.get(normalise_title(entry.title))
+        if row is None:
+            missing.append(entry)
+        elif row not in rows:
+            rows.append(row)
+    return rows, missing
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    name: str
+    entries: int
+    added: int
+    missing: list[BibEntry]
+    unparsed: int
+
+
+def import_bibtex(store: ReadingLists, name: str, text: str, searcher,
+                  source: str = "BibTeX") -> ImportReport:
+    """Make (or extend) list `name` from a BibTeX text, matching entries to the index."""
+    name = check_name(name)
+    entries, unparsed = read_bibtex(text, source)
+    if not entries:
+        raise ListError(f"{source}: no BibTeX entries found ({unparsed} unparsable blocks)")
+    titles = {normalise_title(t): row for row, t in searcher.index.papers.titles() if t}
+    rows, missing = match_entries(entries, searcher.rows_of, titles)
+    papers = searcher.index.papers.papers(rows)
+    added = store.add(name, [papers[r] for r in rows])
+    return ImportReport(name, len(entries), added, missing, unparsed)

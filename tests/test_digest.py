@@ -1,0 +1,133 @@
+"""Digests: content for a fixed window, safe HTML, files, and SMTP to a local server."""
+
+import email
+import email.policy
+import threading
+
+import pytest
+
+from indexer.errors import InvalidQuery
+from search import Searcher
+from search.digest import DigestError, make_digest, parse_smtp, send, to_html, to_markdown, write
+from tests.conftest import write_jsonl
+
+EVIL = {"id": "2406.00666", "title": "<script>alert(1)</script> Diffusion [x](javascript:1)",
+        "abstract": "diffusion distillation <img src=x onerror=alert(2)> one step sampling",
+        "authors": ["Mallory <m@x>"], "categories": ["cs.CV"], "published": "2024-06-06"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def digest_index(tmp_path, fake_encoder, toy_file):
+    from indexer.build import build_index
+
+    root = tmp_path / "ix"
+    records = toy_file.read_text().splitlines()
+    build_index([write_jsonl(tmp_path / "c.jsonl", [*records, EVIL])], root, fake_encoder)
+    return root
+
+
+def test_query_digest_holds_only_the_window(digest_index, fake_encoder):
+    searcher = Searcher(digest_index, fake_encoder)
+    d = make_digest(searcher, since="2024-02-01", until="2024-05-31", query="diffusion image")
+    dates = [h.paper.published for h in d.hits]
+    assert dates and all("2024-02-01" <= x <= "2024-05-31" for x in dates)
+    assert d.hits[0].id in {"2401.00002", "2401.00005"}
+    assert "2406.00666" not in [h.id for h in d.hits]  # published after the window
+    md = to_markdown(d)
+    assert md.startswith("# papersift digest: diffusion image\n")
+    assert "2024-02-01 to 2024-05-31" in md
+    assert "(https://arxiv.org/abs/2401.00002)" in md
+
+
+def test_list_digest_recommends_new_papers_like_the_list(digest_index):
+    searcher = Searcher(digest_index)
+    d = make_digest(searcher, since="2024-05-01", until="2024-12-31", list_name="diffusion",
+                    list_ids=["2401.00002", "gone-from-index"])
+    ids = [h.id for h in d.hits]
+    assert ids[0] in {"2401.00005", "2406.00666"}
+    assert "2401.00002" not in ids  # the list's own papers are not news
+    assert "(1 papers)" in d.basis
+
+
+def test_html_and_markdown_escape_untrusted_text(digest_index, fake_encoder):
+    d = make_digest(Searcher(digest_index, fake_encoder), since="2024-06-01", until="2024-06-30",
+                    query="diffusion")
+    page = to_html(d)
+    assert "<script>" not in page and "<img" not in page and "javascript:1)" not in page.split(
+        "&lt;script&gt;")[0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="https://arxiv.org/abs/2406.00666"' in page
+    md = to_markdown(d)
+    assert "<script>" not in md and r"\[x\]\(javascript:1\)" in md
+
+
+def test_digest_input_errors(digest_index, fake_encoder):
+    searcher = Searcher(digest_index, fake_encoder)
+    with pytest.raises(InvalidQuery, match="either a query or a reading list"):
+        make_digest(searcher, since="2024-01-01", query="x", list_name="l", list_ids=["a"])
+    with pytest.raises(InvalidQuery, match="after --until"):
+        make_digest(searcher, since="2024-05-01", until="2024-01-01", query="x")
+    with pytest.raises(DigestError, match="no papers in index"):
+        make_digest(searcher, since="2024-01-01", list_name="l", list_ids=["nope"])
+    for bad in ("localhost", ":25", "host:99999", "host:x"):
+        with pytest.raises(InvalidQuery, match="HOST:PORT"):
+            parse_smtp(bad)
+    assert parse_smtp("[::1]:2525") == ("::1", 2525)
+
+
+def test_write_files_and_empty_window(digest_index, fake_encoder, tmp_path):
+    d = make_digest(Searcher(digest_index, fake_encoder), since="2030-01-01", until="2030-12-31",
+                    query="anything")
+    md, page = write(d, tmp_path / "out")
+    assert md.name == "papersift-digest-anything-2030-01-01.md" and page.suffix == ".html"
+    assert "No new papers in this window." in md.read_text()
+    assert "No new papers in this window." in page.read_text()
+
+
+def test_smtp_delivery_to_a_local_server(digest_index, fake_encoder):
+    from aiosmtpd.controller import Controller
+
+    received = []
+    done = threading.Event()
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope)
+            done.set()
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        d = make_digest(Searcher(digest_index, fake_encoder), since="2024-01-01",
+                        until="2024-12-31", query="diffusion")
+        send(d, "127.0.0.1", port, to="reader@example.org", sender="bot@example.org")
+        assert done.wait(10)
+    finally:
+        controller.stop()
+    (envelope,) = received
+    assert envelope.rcpt_tos == ["reader@example.org"] and envelope.mail_from == "bot@example.org"
+    msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    assert msg["Subject"] == "papersift digest: diffusion (2024-01-01 to 2024-12-31)"
+    text = msg.get_body(("plain",)).get_content()
+    page = msg.get_body(("html",)).get_content()
+    assert "Diffusion models distilled into one step" in text
+    assert "<ol>" in page and "&lt;script&gt;" in page
+
+
+def test_unreachable_smtp_server_is_one_clear_error(digest_index, fake_encoder):
+    port = free_port()  # nobody listens there
+    d = make_digest(Searcher(digest_index, fake_encoder), since="2024-01-01", query="x")
+    with pytest.raises(DigestError, match=f"cannot send the digest through 127.0.0.1:{port}"):
+        send(d, "127.0.0.1", port, to="a@b.c", timeout=5)
+    with pytest.raises(InvalidQuery, match="--to must be an e-mail address"):
+        send(d, "127.0.0.1", port, to="a@b.c\nBcc: x@y.z")
