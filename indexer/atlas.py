@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -132,50 +133,91 @@ def _umap(reduced: np.ndarray, seed: int) -> np.ndarray:
         return model.transform(reduced)
 
 
+_WORD = re.compile(r"[a-z][a-z0-9\-]*[a-z0-9]|[^\sa-z0-9\-]")
+_LATEX = re.compile(r"\$[^$]*\$|\\[a-zA-Z]+")
+
+
+def _analyse(text: str, stop: frozenset[str]) -> list[str]:
+    """Words (3+ letters, no stop words, no LaTeX) and two-word phrases of words that are
+    adjacent in the text: punctuation and stop words break a phrase, so "language models
+    (LLMs)" never yields "models llms"."""
+    out: list[str] = []
+    prev = ""
+    for tok in _WORD.findall(_LATEX.sub(" . ", text.lower())):
+        if len(tok) < 3 or tok in stop or not tok[0].isalpha():
+            prev = ""
+            continue
+        out.append(tok)
+        if prev:
+            out.append(f"{prev} {tok}")
+        prev = tok
+    return out
+
+
 def label_clusters(texts: Sequence[str], clusters: np.ndarray, k: int,
                    top: int = 8) -> tuple[list[str], list[list[str]]]:
     """Each cluster's distinctive terms by class-based TF-IDF, and a distinct label from them.
 
-    c-TF-IDF (as in BERTopic): the texts of a cluster form one document; a term's weight is
-    its frequency in that document times log(1 + A / f), where A is the average number of
-    words per cluster and f the term's frequency over all clusters.
+    c-TF-IDF (as in BERTopic): a term's weight in a cluster is its frequency among the
+    cluster's words times log(1 + A / f), A the average number of words per cluster and f
+    the term's frequency over all clusters; times log(1 + k / c), c the number of clusters
+    using it, so words every topic uses ("models") name none. A term must appear in at
+    least 3% of the cluster's papers (and two), so one paper's jargon cannot name a topic.
     """
+    from scipy import sparse
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-    stop = sorted(ENGLISH_STOP_WORDS | ACADEMIC_STOP_WORDS)
-    docs = [[] for _ in range(k)]
-    for text, c in zip(texts, clusters, strict=True):
-        docs[int(c)].append(text)
-    joined = [" ".join(d) for d in docs]
+    stop = frozenset(ENGLISH_STOP_WORDS | ACADEMIC_STOP_WORDS)
     terms: list[list[str]] = [[] for _ in range(k)]
     try:
-        vectorizer = CountVectorizer(stop_words=stop, ngram_range=(1, 2), lowercase=True,
-                                     token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]{2,}\b",
-                                     min_df=1, max_features=100_000)
-        counts = vectorizer.fit_transform(joined).astype(np.float64)
+        vectorizer = CountVectorizer(analyzer=lambda t: _analyse(t, stop),
+                                     min_df=2 if len(texts) >= 50 else 1)
+        per_doc = vectorizer.fit_transform(texts)
         vocab = vectorizer.get_feature_names_out()
     except ValueError:  # no usable words at all (empty abstracts)
-        counts, vocab = None, []
-    if counts is not None:
+        per_doc, vocab = None, []
+    if per_doc is not None:
+        member = sparse.csr_matrix((np.ones(len(texts)), (clusters, np.arange(len(texts)))),
+                                   shape=(k, len(texts)))
+        counts = (member @ per_doc).astype(np.float64).tocsr()
+        docfreq = (member @ (per_doc > 0).astype(np.float64)).tocsr()
+        sizes = np.bincount(clusters, minlength=k)
         words = np.asarray(counts.sum(axis=1)).ravel()
-        tf = counts.multiply(1.0 / np.maximum(words, 1)[:, None]).tocsr()
         freq = np.asarray(counts.sum(axis=0)).ravel()
         idf = np.log(1.0 + max(words.mean(), 1.0) / np.maximum(freq, 1.0))
-        scores = tf.multiply(idf[None, :]).tocsr()
+        spread = np.log(1.0 + k / np.maximum(np.asarray((counts > 0).sum(axis=0)).ravel(), 1))
+        weight = idf * spread
         for c in range(k):
-            row = scores.getrow(c)
-            order = row.indices[np.argsort(-row.data, kind="stable")]
-            terms[c] = _distinct_terms([vocab[i] for i in order[: top * 4]], top)
+            row, dfr = counts.getrow(c), docfreq.getrow(c).toarray().ravel()
+            need = max(2.0, 0.03 * sizes[c]) if sizes[c] >= 4 else 1.0
+            keep = dfr[row.indices] >= need
+            idx, data = row.indices[keep], row.data[keep] / max(words[c], 1.0) * weight[row.indices[keep]]
+            order = np.argsort(-data, kind="stable")[: top * 6]
+            terms[c] = _distinct_terms([(str(vocab[idx[i]]), float(data[i])) for i in order], top)
     labels = _distinct_labels(terms)
     return labels, terms
 
 
-def _distinct_terms(candidates: list[str], top: int) -> list[str]:
-    """Best terms, skipping a word already inside a chosen phrase and vice versa."""
+def _stem(word: str) -> str:
+    """A crude plural fold ("images" and "image", "networks" and "network") for comparing."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _distinct_terms(ranked: list[tuple[str, float]], top: int) -> list[str]:
+    """Best terms without repeats: a phrase scoring at least half its best word replaces
+    that word ("time series" over "time"); a word inside a chosen phrase is skipped; plural
+    and singular count as one."""
+    score = dict(ranked)
+    phrases = [t for t, _ in ranked if " " in t]
     chosen: list[str] = []
-    for term in candidates:
-        words = set(term.split())
-        if any(words <= set(c.split()) or set(c.split()) <= words for c in chosen):
+    for term, value in ranked:
+        if " " not in term:
+            better = [p for p in phrases if term in p.split() and score[p] >= 0.5 * value]
+            term = better[0] if better else term
+        words = {_stem(w) for w in term.split()}
+        if term in chosen or any(
+                words <= {_stem(w) for w in c.split()} or {_stem(w) for w in c.split()} <= words
+                for c in chosen):
             continue
         chosen.append(term)
         if len(chosen) == top:

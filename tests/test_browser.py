@@ -45,7 +45,7 @@ def server(tmp_path_factory, real_encoder):
     hostile = [{"id": f"2401.0000{i}", "title": t, "abstract": f"alert dialog test {t}",
                 "categories": ["cs.CR"], "url": "javascript:alert(1)"} for i, t in enumerate(HOSTILE)]
     corpus = write_jsonl(tmp / "papers.jsonl", lines + hostile)
-    build_index([corpus], tmp / "index", real_encoder)
+    build_index([corpus], tmp / "index", real_encoder, with_map=True)
     port = free_port()
     exe = Path(sys.executable).parent / "papersift"
     proc = subprocess.Popen([str(exe), "ui", "--port", str(port), "--index", str(tmp / "index")],
@@ -147,3 +147,19 @@ def test_hostile_titles_are_inert_text(page, server):
     assert page.locator("a[href^='javascript']").count() == 0
     page.screenshot(path=ARTIFACTS / "hostile.png")
     assert page.dialogs == []
+
+
+def test_click_a_point_on_the_map_opens_its_paper(page, server):
+    page.goto(f"{server}/?view=explore")
+    page.get_by_text("Map of the field").wait_for()
+    points = page.locator(".js-plotly-plot g.trace path.point")
+    points.first.wait_for()
+    assert points.count() == 124  # every paper is drawn (hostile titles too, as text)
+    page.screenshot(path=ARTIFACTS / "explore.png")
+    box = points.nth(7).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("Related work").wait_for()
+    assert "paper=" in page.url and "view=explore" in page.url
+    page.go_back()
+    page.get_by_text("Map of the field").wait_for()
+    assert "paper=" not in page.url

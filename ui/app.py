@@ -45,20 +45,10 @@ def show_no_index(settings: Settings, error: IndexNotFound) -> None:
     st.caption(render.escape_md(str(error)))
 
 
-def sidebar(searcher: Searcher, state: ViewState) -> None:
+def sidebar(searcher: Searcher) -> None:
     with st.sidebar:
         st.header("papersift")
         st.caption(f"{searcher.count:,} papers · {render.escape_md(searcher.index.model.name)}")
-        current = "search" if state.view == "more" else state.view
-        cols = st.columns(len(VIEW_LABELS))
-        for col, (name, label) in zip(cols, VIEW_LABELS.items(), strict=True):
-            with col:
-                nav_button(label, ViewState(view=name, query=state.query, like=state.like,
-                                            unlike=state.unlike), key=f"nav-{name}",
-                           type="primary" if name == current else "secondary", width="stretch")
-        if state.like:
-            nav_button(f"More like these ({len(state.like)})", state.with_(
-                view="more", paper="", similar="", page=1), key="nav-more", width="stretch")
         st.subheader("Filters")
         st.date_input("Published since", key="w_since", value=None, on_change=from_widgets)
         st.date_input("Published until", key="w_until", value=None, on_change=from_widgets)
@@ -71,6 +61,23 @@ def sidebar(searcher: Searcher, state: ViewState) -> None:
         st.radio("Match by", options=list(MODE_LABELS), key="w_mode", horizontal=True,
                  format_func=MODE_LABELS.get, on_change=from_widgets,
                  help="Hybrid fuses meaning (dense vectors) and keywords (BM25).")
+
+
+def navigation(state: ViewState) -> None:
+    """Search · Explore · Reading lists (and the "more like these" set once it has papers)."""
+    current = "search" if state.view == "more" else state.view
+    cols = st.columns([1, 1, 1.3, 1.9, 3])
+    for col, (name, label) in zip(cols, VIEW_LABELS.items(), strict=False):
+        with col:
+            nav_button(label, ViewState(view=name, query=state.query, like=state.like,
+                                        unlike=state.unlike), key=f"nav-{name}",
+                       type="primary" if name == current and not state.paper else "secondary",
+                       width="stretch")
+    if state.like:
+        with cols[3]:
+            nav_button(f"👍 More like these ({len(state.like)})", state.with_(
+                view="more", paper="", similar="", page=1), key="nav-more", width="stretch",
+                type="primary" if state.view == "more" else "secondary")
 
 
 def search_page(searcher: Searcher, state: ViewState) -> None:
@@ -115,7 +122,8 @@ def main() -> None:
         st.stop()
 
     state = view()
-    sidebar(searcher, state)
+    sidebar(searcher)
+    navigation(state)
     if state.view in ("search", "more") or state.paper:
         st.text_input("Ask a question, type keywords, or paste an arXiv id, URL or abstract",
                       key="w_query", on_change=from_widgets,
