@@ -13,7 +13,15 @@ from indexer.encoder import Encoder
 from indexer.errors import BadRecord, PapersiftError
 from indexer.readers import Problem, read_papers
 from indexer.records import Paper
-from indexer.store import IMPORTED, ModelInfo, remove_leftovers, write_generation, writer_lock
+from indexer.store import (
+    IMPORTED,
+    MAP_DIR,
+    ModelInfo,
+    current_generation,
+    remove_leftovers,
+    write_generation,
+    writer_lock,
+)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -131,7 +139,7 @@ def build_index(
     vectors_path: str | Path | None = None,
     model_name: str = "",
     float16: bool = False,
-    with_map: bool = False,
+    with_map: bool | None = None,
 ) -> BuildReport:
     """Build a new generation of the index at `root` from input files and switch to it.
 
@@ -139,7 +147,8 @@ def build_index(
     `strict` stops the build at a bad line. With `vectors_path` (a .npy row-aligned with
     the input records) nothing is encoded: the index records `model_name` as its model,
     and queries must then be encoded with that model. `with_map` also computes the map
-    (indexer/atlas.py) before the new generation is served.
+    (indexer/atlas.py) before the new generation is served; None keeps a map when the
+    served generation has one.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -157,6 +166,9 @@ def build_index(
             vectors = encode_papers(papers, encoder, on_progress)
             model = ModelInfo.of(encoder)
         before_switch = None
+        if with_map is None:
+            served = current_generation(root)
+            with_map = served is not None and (served / MAP_DIR).is_dir()
         if with_map:
             from indexer import atlas
             from indexer.store import write_atlas

@@ -126,6 +126,17 @@ def test_build_with_map_and_update_rebuilds_it(tmp_path, fake_encoder):
     assert second is not None and second.coords.shape == (49, 2)
 
 
+def test_a_rebuild_keeps_the_map_unless_told_not_to(topic_index, tmp_path, fake_encoder):
+    from indexer.build import build_index
+
+    atlas.map_index(topic_index)
+    corpus = write_jsonl(tmp_path / "again.jsonl", topic_corpus())
+    build_index([corpus], topic_index, fake_encoder)
+    assert read_atlas(current_generation(topic_index), 48) is not None
+    build_index([corpus], topic_index, fake_encoder, with_map=False)
+    assert read_atlas(current_generation(topic_index), 48) is None
+
+
 def test_an_index_without_a_map_updates_without_one(toy_index, tmp_path, fake_encoder):
     from indexer.update import update_index
 

@@ -35,3 +35,26 @@ def test_filters_and_pages():
     assert state.filters.active and state.filters.categories == ("cs.CV",)
     assert not ViewState(query="x").filters.active
     assert [page_count(n) for n in (0, 1, 20, 21, 100)] == [1, 1, 1, 2, 5]
+
+
+def test_explore_list_and_like_views_round_trip():
+    state = ViewState(view="explore", cluster=3, query="sparse attention")
+    assert state.to_params() == {"q": "sparse attention", "view": "explore", "cluster": "3"}
+    assert ViewState.from_params(params_of(state)) == state
+    state = ViewState(view="lists", list="Thesis: chapter 2")
+    assert ViewState.from_params(params_of(state)) == state
+    state = ViewState(view="more", like=("2401.00001", "2401.00002"), unlike=("2401.00003",))
+    assert state.to_params()["like"] == ["2401.00001", "2401.00002"]
+    assert ViewState.from_params(params_of(state)) == state
+
+
+def test_malformed_explore_values_are_dropped():
+    state = ViewState.from_params({
+        "view": ["admin"], "cluster": ["-1"], "list": ["x" * 500],
+        "like": ["2401.00001", "<script>", "2401.00001"], "unlike": ["2401.00001", "2401.00009"],
+    })
+    assert state.view == "search" and state.cluster == -1 and len(state.list) == 80
+    assert state.like == ("2401.00001",)
+    assert state.unlike == ("2401.00009",)  # a paper cannot be both
+    assert ViewState.from_params({"cluster": ["99999"]}).cluster == -1
+    assert len(ViewState.from_params({"like": [f"2401.{i:05d}" for i in range(80)]}).like) == 50

@@ -87,8 +87,9 @@ def build(
         bool, typer.Option("--float16", help="Store vectors in 2 bytes per dimension (half the memory).")
     ] = False,
     with_map: Annotated[
-        bool, typer.Option("--map", help="Also compute the map of the field (papersift map).")
-    ] = False,
+        bool | None, typer.Option("--map/--no-map", help="Compute the map of the field "
+                                  "(papersift map) [default: if the served index has one].")
+    ] = None,
 ) -> None:
     """Build an index from paper files (replaces the served generation atomically)."""
     from indexer.ann import INDEX_TYPES
