@@ -14,6 +14,8 @@ def test_map_then_show(topic_index):
     assert sorted(c["size"] for c in made["clusters"]) == [12, 12, 12, 12]
     labels = [c["label"] for c in made["clusters"]]
     assert len(set(labels)) == 4 and all(labels)
+    assert "map         4 topics, pca layout, seed 42" in papersift(
+        "info", "--index", topic_index, check=0).stdout
     shown = papersift("map", "--index", topic_index, "--show", check=0)
     assert "4 topics of 48 papers (pca layout, seed 42" in shown.stdout
     assert labels[0] in shown.stdout

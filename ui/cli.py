@@ -202,7 +202,7 @@ def info(
     verify: Annotated[bool, typer.Option("--verify", help="Check every file's sha256.")] = False,
 ) -> None:
     """Describe the index: papers, model, files."""
-    from indexer.store import open_index
+    from indexer.store import open_index, read_atlas
 
     settings = Settings.load(index)
     handle = open_index(settings.index, verify=verify)
@@ -229,6 +229,10 @@ def info(
     ]
     if top:
         lines.append(f"categories  {top}")
+    atlas = read_atlas(handle.generation, handle.count)
+    lines.append("map         " + (
+        f"{len(atlas.labels)} topics, {atlas.info.get('method', '?')} layout, seed "
+        f"{atlas.info.get('seed', '?')}" if atlas else "none (papersift map)"))
     print("\n".join(lines))
 
 

@@ -26,7 +26,7 @@ SOURCE_NAMES = {"dense": "meaning (dense vectors)", "bm25": "keywords (BM25)"}
 def load_searcher(index: str, model: str | None) -> Searcher:
     from indexer.encoder import SentenceTransformerEncoder
 
-    return Searcher(index, SentenceTransformerEncoder(model))
+    return Searcher(index, SentenceTransformerEncoder(model, threads=1))  # bench/threads.py
 
 
 # ---------------------------------------------------------------- state <-> URL <-> widgets
