@@ -75,8 +75,9 @@ def navigation(state: ViewState) -> None:
                        width="stretch")
     if state.like:
         with cols[3]:
-            nav_button(f"👍 More like these ({len(state.like)})", state.with_(
+            nav_button(f"More like these ({len(state.like)})", state.with_(
                 view="more", paper="", similar="", page=1), key="nav-more", width="stretch",
+                icon=":material/thumb_up:",
                 type="primary" if state.view == "more" else "secondary")
 
 

@@ -119,19 +119,21 @@ def save_menu(paper: Paper, key: str) -> None:
 
 
 def like_buttons(paper: Paper, state: ViewState, key: str) -> None:
-    """👍 adds the paper to the "more like these" set (👎 to the unwanted set, on that page)."""
+    """Thumbs up adds the paper to the "more like these" set (thumbs down, on that page, to
+    the unwanted set). Material icons: they render where no emoji font is installed."""
     liked = paper.id in state.like
     like = tuple(x for x in state.like if x != paper.id) if liked else (*state.like, paper.id)
-    nav_button("👍 Liked" if liked else "👍 More like this",
+    nav_button("Liked" if liked else "More like this",
                state.with_(like=like, unlike=tuple(x for x in state.unlike if x != paper.id)),
-               key=f"like-{key}", width="stretch", type="primary" if liked else "secondary")
+               key=f"like-{key}", width="stretch", type="primary" if liked else "secondary",
+               icon=":material/thumb_up:")
     if state.view == "more":
         disliked = paper.id in state.unlike
         unlike = tuple(x for x in state.unlike if x != paper.id) if disliked else (
             *state.unlike, paper.id)
-        nav_button("👎 Not this" if not disliked else "👎 Unwanted",
+        nav_button("Not this" if not disliked else "Unwanted",
                    state.with_(unlike=unlike, like=tuple(x for x in state.like if x != paper.id)),
-                   key=f"unlike-{key}", width="stretch")
+                   key=f"unlike-{key}", width="stretch", icon=":material/thumb_down:")
 
 
 # ---------------------------------------------------------------- cards

@@ -48,7 +48,9 @@ def map_points(generation: str, _searcher: Searcher) -> dict:
 
 def map_figure(atlas, points: dict, highlight: list[tuple[int, str, str]], query: str):
     import plotly.graph_objects as go_
+    from plotly.colors import qualitative
 
+    palette = qualitative.Dark24 + qualitative.Light24  # 48 distinct colours, one per topic
     rows = points["rows"]
     fig = go_.Figure()
     scatter = go_.Scattergl if len(rows) > 5000 else go_.Scatter
@@ -59,7 +61,8 @@ def map_figure(atlas, points: dict, highlight: list[tuple[int, str, str]], query
         picked = rows[mask]
         fig.add_trace(scatter(
             x=atlas.coords[picked, 0], y=atlas.coords[picked, 1], mode="markers",
-            name=html.escape(f"{c + 1}. {label}"), marker={"size": 5, "opacity": 0.75},
+            name=html.escape(f"{c + 1}. {label}"),
+            marker={"size": 5, "opacity": 0.75, "color": palette[c % len(palette)]},
             customdata=[points["ids"][i] for i in np.flatnonzero(mask)],
             hovertext=[points["hover"][i] for i in np.flatnonzero(mask)],
             hovertemplate="%{hovertext}<extra>" + html.escape(f"{c + 1}. {label}"[:40]) + "</extra>",
@@ -301,7 +304,7 @@ def more_page(searcher: Searcher, state: ViewState) -> None:
     known = searcher.rows_of(list(state.like))
     unwanted = list(searcher.rows_of(list(state.unlike)))
     if not known:
-        st.info("Press “👍 More like this” on papers you want more of; they collect here.")
+        st.info("Press “More like this” on papers you want more of; they collect here.")
         return
     liked = searcher.index.papers.papers(sorted(known.values()))
     names = "; ".join(render.preview(p.title, 60) for p in liked.values())
