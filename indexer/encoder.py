@@ -22,6 +22,8 @@ from indexer.errors import PapersiftError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+BACKENDS = ("auto", "torch", "openvino")
+OPENVINO_MIN_TEXTS = 32  # smaller calls (queries) stay on torch: no conversion for them
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 
 
@@ -77,6 +79,11 @@ class SentenceTransformerEncoder:
             Query encoders use 1: one query took 10.4 ms on 1 thread and 9.8 ms on 2 on a
             quiet 2-core machine, but 10.6 against 20.8 ms with the other core busy
             (bench/threads.py). Builds keep all cores (38.9 against 22.8 papers/s quiet).
+        backend: "auto" encodes calls of at least `OPENVINO_MIN_TEXTS` texts on a CPU
+            through OpenVINO when it is installed and the model is a mean-pooling one
+            (indexer/openvino_backend.py: 2.6x plain sentence-transformers against 1.9x for
+            torch with bf16), everything else through torch; "torch" never uses OpenVINO;
+            "openvino" insists on it.
     """
 
     def __init__(
@@ -87,12 +94,16 @@ class SentenceTransformerEncoder:
         batch_size: int | None = None,
         precision: str = "float32",
         threads: int | None = None,
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise PapersiftError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self._name, self._load_from = resolve_model(model)
         self._device = device
         self._batch_size = batch_size
         self._precision = precision
         self._threads = threads
+        self._backend = backend
         self._lock = threading.Lock()
 
     @property
@@ -152,12 +163,47 @@ class SentenceTransformerEncoder:
             return torch.float16
         return None
 
+    @cached_property
+    def openvino(self):
+        """The OpenVINO batch encoder, or None where torch is used for every call."""
+        from indexer import openvino_backend
+
+        if self._backend == "torch" or str(self.model.device) != "cpu":
+            if self._backend == "openvino":
+                raise PapersiftError("the openvino backend runs on the CPU only")
+            return None
+        usable = openvino_backend.available() and openvino_backend.convertible(self.model)
+        if not usable:
+            if self._backend == "openvino":
+                raise PapersiftError(f"cannot encode {self._name} with OpenVINO (not installed, "
+                                     "or not a mean-pooling sentence-transformers model)")
+            return None
+        bf16 = self._precision == "bfloat16" or (self._precision == "auto" and cpu_supports_bf16())
+        try:
+            return openvino_backend.OpenVinoEncoder(self.model, self.dim, bf16)
+        except Exception as e:  # noqa: BLE001 - any conversion failure: torch still works
+            if self._backend == "openvino":
+                raise PapersiftError(f"OpenVINO could not convert {self._name}: {e}") from None
+            log.warning("OpenVINO could not convert %s (%s); encoding with torch", self._name, e)
+            return None
+
+    @property
+    def backend_in_use(self) -> str:
+        """What a large batch is encoded with: "openvino (bfloat16)", "torch (float32)", ..."""
+        if self.openvino is not None:
+            return f"openvino ({self.openvino.precision})"
+        dtype = self.autocast_dtype
+        return f"torch ({str(dtype).removeprefix('torch.') if dtype else 'float32'})"
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts to an (n, dim) float32 array of unit vectors."""
         import torch
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) >= OPENVINO_MIN_TEXTS and self._backend != "torch" and self.openvino:
+            with self._lock:
+                return np.ascontiguousarray(self.openvino.encode(texts), dtype=np.float32)
         with self._lock, torch.inference_mode():
             before = torch.get_num_threads()
             if self._threads is not None and before != self._threads:

@@ -86,6 +86,10 @@ def build(
     float16: Annotated[
         bool, typer.Option("--float16", help="Store vectors in 2 bytes per dimension (half the memory).")
     ] = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="auto (OpenVINO on CPUs where it applies, else "
+                          "torch), torch, openvino")
+    ] = "auto",
     with_map: Annotated[
         bool | None, typer.Option("--map/--no-map", help="Compute the map of the field "
                                   "(papersift map) [default: if the served index has one].")
@@ -100,12 +104,15 @@ def build(
         raise UsageProblem(f"--index-type must be auto, flat or ivf, got {index_type!r}")
     if precision not in ("auto", "float32", "bfloat16"):
         raise UsageProblem(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
+    if backend not in ("auto", "torch", "openvino"):
+        raise UsageProblem(f"--backend must be auto, torch or openvino, got {backend!r}")
     if vectors is not None and not model_name:
         raise UsageProblem("--vectors needs --model-name: the model that computed them")
     settings = Settings.load(index, model)
     problems = ProblemPrinter()
     with encode_progress() as on_progress:
-        encoder = None if vectors else make_encoder(settings.model, precision, batch_size)
+        encoder = None if vectors else make_encoder(settings.model, precision, batch_size,
+                                                    backend=backend)
         report = build_index(
             files, settings.index, encoder, strict=strict, on_problem=problems,
             on_progress=on_progress, index_type=index_type, vectors_path=vectors,

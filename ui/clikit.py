@@ -62,11 +62,11 @@ def check_date(option: str, value: str) -> None:
 
 
 def make_encoder(model: str | None, precision: str = "float32", batch_size: int | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, backend: str = "auto"):
     from indexer.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model, precision=precision, batch_size=batch_size,
-                                      threads=threads)
+                                      threads=threads, backend=backend)
 
 
 
