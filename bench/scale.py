@@ -132,7 +132,44 @@ def measure(root: Path, encoder, query_vectors: np.ndarray, texts: list[str]) ->
     for name, xs in (("ours_end_to_end_ms", ours), ("bare_faiss_flat_ms", bare)):
         xs = sorted(xs)
         result[name] = {"p50": round(xs[len(xs) // 2], 2), "p99": round(xs[int(len(xs) * 0.99)], 2)}
+    result["filtered"] = measure_filters(handle, searcher, vectors, query_vectors, texts)
     return result
+
+
+FILTERS = {"since 2024-01-01": {"since": "2024-01-01"},
+           "until 2010-12-31": {"until": "2010-12-31"},
+           "since 2012-01-01": {"since": "2012-01-01"}}
+
+
+def measure_filters(handle, searcher, vectors, query_vectors, texts) -> dict:
+    """Per date filter: share of papers kept, p50/p99 end to end (after a warm-up query),
+    recall@10 against exact search over exactly the kept rows."""
+    from search import Filters
+
+    out = {}
+    for name, kw in FILTERS.items():
+        filters = Filters(**kw)
+        keep = handle.papers.rows_matching(filters.since, filters.until)
+        if len(keep) == 0:
+            continue
+        searcher.search(texts[0], 10, filters, mode="dense")  # first use may load a cache
+        times = []
+        for text in texts:
+            t = time.perf_counter()
+            searcher.search(text, 10, filters, mode="dense")
+            times.append((time.perf_counter() - t) * 1000)
+        times.sort()
+        sub = vectors[keep]
+        recall = []
+        for q in query_vectors[:50]:
+            truth = set(keep[np.argsort(-(sub @ q))[:10]].tolist())
+            found = {handle.papers.row_of(h.id) for h in searcher.search_vector(q, 10, filters)}
+            recall.append(len(truth & found) / 10)
+        out[name] = {"kept": round(len(keep) / handle.count, 3),
+                     "p50": round(times[len(times) // 2], 2),
+                     "p99": round(times[int(len(times) * 0.99)], 2),
+                     "recall_at_10": round(float(np.mean(recall)), 3)}
+    return out
 
 
 def main() -> None:

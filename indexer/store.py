@@ -389,6 +389,18 @@ class PaperTable:
         rows = self._query(f"SELECT {self._COLUMNS} FROM papers ORDER BY row")
         return [self._paper(r) for r in rows]
 
+    def published_dates(self) -> np.ndarray:
+        """Every paper's date as an int32 YYYYMMDD in row order (0 where unknown)."""
+        rows = self._query("SELECT CAST(replace(published, '-', '') AS INTEGER) FROM papers "
+                           "ORDER BY row")
+        return np.fromiter((r[0] or 0 for r in rows), dtype=np.int32, count=len(rows))
+
+    def category_rows(self, category: str) -> np.ndarray:
+        """Sorted int64 rows of the papers in one category (the table's primary key order)."""
+        rows = self._query("SELECT row FROM paper_categories WHERE category = ? ORDER BY row",
+                           (category,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
     def titles(self) -> list[tuple[int, str]]:
         """(row, title) of every paper."""
         return [(r, t) for r, t in self._query("SELECT row, title FROM papers ORDER BY row")]

@@ -23,6 +23,9 @@ from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, 
 MAX_K = 1000
 SORTS = ("relevance", "newest", "upvotes")
 SORT_POOL = 100  # "newest" and "upvotes" reorder the 100 (or k) most relevant papers
+# A filter keeping at most this many papers is answered by exact inner products over them
+# (about 3 ms at dimension 384); larger sets go through the FAISS index with a bitmap.
+EXACT_AMONG = 20_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Searcher:
         faiss.omp_set_num_threads(1)
         self._lock = threading.Lock()
         self._atlas: tuple[int, Any] | None = None
+        self._categories: dict[str, np.ndarray] = {}
 
     @property
     def count(self) -> int:
@@ -229,9 +233,7 @@ class Searcher:
         n = k if sort == "relevance" else max(k, SORT_POOL)
         allowed = None
         if filters is not None and filters.active:
-            allowed = self.index.papers.rows_matching(
-                filters.since, filters.until, filters.categories, filters.author.strip()
-            )
+            allowed = self.allowed_rows(filters)
             if len(allowed) == 0:
                 return []
         if mode == "hybrid" and self.index.lexical is None:
@@ -246,21 +248,66 @@ class Searcher:
             hits.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
         return [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
 
+    @cached_property
+    def _dates(self) -> np.ndarray:
+        return self.index.papers.published_dates()  # loaded on the first date filter
+
+    def _category_rows(self, category: str) -> np.ndarray:
+        with self._lock:
+            rows = self._categories.get(category)
+        if rows is None:
+            rows = self.index.papers.category_rows(category)
+            with self._lock:
+                if len(self._categories) >= 256:
+                    self._categories.clear()
+                self._categories[category] = rows
+        return rows
+
+    def allowed_rows(self, filters: Filters) -> np.ndarray:
+        """Sorted int64 rows passing every filter, from arrays kept in memory: dates as
+        YYYYMMDD integers (one comparison over all rows), one cached row set per category;
+        only an author filter asks SQLite."""
+        mask = np.ones(self.count, dtype=bool)
+        if filters.since:
+            mask &= self._dates >= int(filters.since.replace("-", ""))
+        if filters.until:
+            mask &= (self._dates > 0) & (self._dates <= int(filters.until.replace("-", "")))
+        if filters.categories:
+            in_any = np.zeros(self.count, dtype=bool)
+            for category in filters.categories:
+                in_any[self._category_rows(category)] = True
+            mask &= in_any
+        if filters.author.strip():
+            by_author = np.zeros(self.count, dtype=bool)
+            by_author[self.index.papers.rows_matching(author=filters.author.strip())] = True
+            mask &= by_author
+        return np.flatnonzero(mask).astype(np.int64)
+
     def _dense(self, vector, n, allowed, exclude_row) -> tuple[np.ndarray, np.ndarray]:
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         wanted = n + (exclude_row is not None)
-        if allowed is not None and len(allowed) <= self.count // 5:
+        info = self.index.manifest["faiss"]
+        exact_index = info.get("exact", True)
+        if allowed is not None and (len(allowed) <= EXACT_AMONG or (
+                exact_index and len(allowed) <= self.count // 5)):
             return self._exact_among(query[0], allowed, n, exclude_row)
         params = None
+        bitmap = None
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            if not self.index.manifest["faiss"].get("exact", True):
-                params = faiss.SearchParametersIVF(
-                    sel=faiss.IDSelectorBatch(allowed),
-                    nprobe=int(self.index.manifest["faiss"]["nprobe"]))
+            mask = np.zeros(self.count, dtype=bool)
+            mask[allowed] = True
+            bitmap = np.packbits(mask, bitorder="little")  # kept alive through the search
+            selector = faiss.IDSelectorBitmap(self.count, faiss.swig_ptr(bitmap))
+            if exact_index:
+                params = faiss.SearchParameters(sel=selector)
+            else:  # fewer allowed papers per probed cell: probe more cells, as many in all
+                nprobe = int(info["nprobe"]) * self.count / len(allowed)
+                nprobe = int(min(max(int(info["nprobe"]), nprobe), max(1, int(info["nlist"]) // 4)))
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
         limit = self.count if allowed is None else len(allowed)
         with self._lock:
             scores, rows = self.index.faiss_index.search(query, min(wanted, limit), params=params)
+        del bitmap
         keep = (rows[0] >= 0) & (rows[0] != (-2 if exclude_row is None else exclude_row))
         rows, scores = rows[0][keep][:n].astype(np.int64), scores[0][keep][:n]
         if allowed is not None and len(rows) < min(n, limit - (exclude_row is not None)):

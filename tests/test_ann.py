@@ -74,25 +74,32 @@ def test_ivf_generation_opens_with_its_nprobe(ivf_index):
     assert faiss.extract_index_ivf(handle.faiss_index).nprobe == info["nprobe"]
 
 
+@pytest.mark.parametrize("exact_among", [20_000, 0])  # exact over the allowed rows / IVF + bitmap
 @pytest.mark.parametrize("filters", [
-    Filters(categories=("cs.CV",)),  # 1 in 7: exact over the allowed rows
-    Filters(categories=("cs.CL",)),  # 6 in 7: IVF with an id selector
+    Filters(categories=("cs.CV",)),  # 1 in 7
+    Filters(categories=("cs.CL",)),  # 6 in 7
     Filters(since="2024-03-01", until="2024-03-31", categories=("cs.CV",)),
+    Filters(until="2024-02-01"),
 ])
-def test_filtered_ivf_search_matches_brute_force(ivf_index, filters):
+def test_filtered_ivf_search_matches_brute_force(ivf_index, filters, exact_among, monkeypatch):
+    from search import searcher as searcher_module
+
+    monkeypatch.setattr(searcher_module, "EXACT_AMONG", exact_among)
     root, records, x, enc = ivf_index
     s = Searcher(root, enc)
     vectors = np.asarray(s.index.vectors)
     row_of = {p.id: r for r, p in enumerate(s.index.papers.all_papers())}
     query = x[11]
     allowed = [row_of[r["id"]] for r in records
-               if set(r["categories"]) & set(filters.categories)
-               and (not filters.since or filters.since <= r["published"] <= filters.until)]
+               if (not filters.categories or set(r["categories"]) & set(filters.categories))
+               and (not filters.since or filters.since <= r["published"])
+               and (not filters.until or r["published"] <= filters.until)]
     expected = sorted(allowed, key=lambda i: -float(vectors[i] @ query))[:10]
     got = [row_of[h.id] for h in s.search_vector(query, 10, filters)]
     assert len(got) == 10
     overlap = len(set(got) & set(expected)) / 10
-    assert overlap >= 0.9 if len(allowed) > len(records) // 5 else overlap == 1.0
+    assert overlap >= 0.9 if exact_among == 0 else overlap == 1.0
+    assert np.array_equal(s.allowed_rows(filters), np.array(sorted(allowed)))
 
 
 @pytest.mark.parametrize("index_type", ["flat", "ivf"])

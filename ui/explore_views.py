@@ -156,10 +156,7 @@ def cluster_page(searcher: Searcher, atlas, state: ViewState) -> None:
     st.subheader(f"Topic {c + 1}: {render.escape_md(atlas.labels[c])}")
     members = np.flatnonzero(atlas.clusters == c)
     if state.filters.active:
-        allowed = searcher.index.papers.rows_matching(
-            state.filters.since, state.filters.until, state.filters.categories,
-            state.filters.author.strip())
-        members = np.intersect1d(members, allowed)
+        members = np.intersect1d(members, searcher.allowed_rows(state.filters))
     terms = ", ".join(atlas.terms[c][:8])
     st.caption(render.escape_md(f"Distinctive terms: {terms}"))
     if len(members) == 0:
