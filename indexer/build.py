@@ -37,6 +37,7 @@ class BuildReport:
     size_bytes: int
     generation: Path
     problems: list[Problem] = field(default_factory=list)
+    map_seconds: float = 0.0  # part of `seconds` spent on the map, when one was made
 
 
 def collect_papers(
@@ -166,6 +167,7 @@ def build_index(
             vectors = encode_papers(papers, encoder, on_progress)
             model = ModelInfo.of(encoder)
         before_switch = None
+        map_seconds: list[float] = []
         if with_map is None:
             served = current_generation(root)
             with_map = served is not None and (served / MAP_DIR).is_dir()
@@ -174,7 +176,9 @@ def build_index(
             from indexer.store import write_atlas
 
             def before_switch(new_gen: Path) -> None:
-                write_atlas(new_gen, atlas.compute(vectors, [p.text for p in papers]))
+                made = atlas.compute(vectors, [p.text for p in papers])
+                map_seconds.append(made.info["seconds"])
+                write_atlas(new_gen, made)
 
         gen = write_generation(root, papers, vectors, model, index_type, float16,
                                before_switch=before_switch)
@@ -187,4 +191,5 @@ def build_index(
         size_bytes=size,
         generation=gen,
         problems=problems,
+        map_seconds=sum(map_seconds),
     )

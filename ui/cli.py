@@ -120,11 +120,13 @@ def build(
             with_map=with_map,
         )
     problems.summary()
+    indexing = report.seconds - report.map_seconds
     print(
         f"Indexed {report.papers:,} papers ({report.skipped:,} bad lines skipped, "
-        f"{report.duplicates:,} duplicates merged) in {report.seconds:.1f} s "
-        f"({report.papers / max(report.seconds, 1e-9):,.0f} papers/s); "
-        f"index {human_size(report.size_bytes)} at {settings.index}"
+        f"{report.duplicates:,} duplicates merged) in {indexing:.1f} s "
+        f"({report.papers / max(indexing, 1e-9):,.0f} papers/s)"
+        + (f", map in {report.map_seconds:.1f} s" if report.map_seconds else "")
+        + f"; index {human_size(report.size_bytes)} at {settings.index}"
     )
 
 
