@@ -54,7 +54,9 @@ def convertible(st_model) -> bool:
 class OpenVinoEncoder:
     """Unit vectors for many texts from a converted copy of a sentence-transformers model."""
 
-    def __init__(self, st_model, dim: int, bf16: bool) -> None:
+    def __init__(self, st_model, dim: int, bf16: bool, latency: bool = False) -> None:
+        """`latency`: compiled for one query at a time on one thread (the search path),
+        instead of for throughput on every core (builds)."""
         import openvino as ov
         import torch
 
@@ -84,14 +86,24 @@ class OpenVinoEncoder:
             warnings.simplefilter("ignore")
             converted = ov.convert_model(MeanPooled(), example_input={
                 "input_ids": example["input_ids"], "attention_mask": example["attention_mask"]})
-        self.compiled = ov.Core().compile_model(converted, "CPU", {
-            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
-            "PERFORMANCE_HINT": "THROUGHPUT"})
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+                  "PERFORMANCE_HINT": "LATENCY" if latency else "THROUGHPUT"}
+        if latency:
+            config["INFERENCE_NUM_THREADS"] = 1
+        self.compiled = ov.Core().compile_model(converted, "CPU", config)
+        self.latency = latency
+        self.request = self.compiled.create_infer_request() if latency else None
         self.precision = "bfloat16" if bf16 else "float32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import openvino as ov
 
+        if self.latency:  # a few queries: one synchronous request, no queue
+            batch = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                   padding=True, return_tensors="np")
+            result = self.request.infer({"input_ids": batch["input_ids"].astype(np.int64),
+                                         "attention_mask": batch["attention_mask"].astype(np.int64)})
+            return np.array(result[self.compiled.output(0)], dtype=np.float32)
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
                              add_special_tokens=True)["input_ids"]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

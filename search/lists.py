@@ -201,6 +201,20 @@ class ReadingLists:
                               "ORDER BY added, rowid", (list_id,)).fetchall()
         return [ListItem(_from_snapshot(p), added) for p, added in rows]
 
+    def memberships(self, paper_ids: Sequence[str]) -> dict[str, list[str]]:
+        """For each of these papers held by a list, the names of its lists (one query)."""
+        found: dict[str, list[str]] = {}
+        ids = list(dict.fromkeys(paper_ids))
+        with self._db() as db:
+            for start in range(0, len(ids), 900):
+                chunk = ids[start:start + 900]
+                marks = ",".join("?" * len(chunk))
+                for pid, name in db.execute(
+                        "SELECT i.paper_id, l.name FROM items i JOIN lists l ON l.id = i.list_id "
+                        f"WHERE i.paper_id IN ({marks}) ORDER BY l.name", chunk):
+                    found.setdefault(pid, []).append(name)
+        return found
+
     def containing(self, paper_id: str) -> list[str]:
         """Names of the lists that hold this paper."""
         with self._db() as db:
