@@ -274,15 +274,27 @@ def map_index(root, *, seed: int = SEED, method: str = "auto", k: int | None = N
     """Compute the map of the index at `root` and store it in its current generation."""
     from pathlib import Path
 
-    from indexer.store import open_index, write_atlas, writer_lock
+    from indexer.store import open_index, writer_lock
 
     root = Path(root)
     with writer_lock(root):
         handle = open_index(root)
         try:
-            texts = [p.text for p in handle.papers.all_papers()]
-            atlas = compute(handle.vectors, texts, seed=seed, method=method, k=k, on_step=on_step)
-            write_atlas(handle.generation, atlas)
+            atlas = map_generation(handle.generation, handle.vectors, handle.papers.all_papers(),
+                                   seed=seed, method=method, k=k, on_step=on_step)
         finally:
             handle.papers.close()
     return handle.generation, atlas
+
+
+def map_generation(gen, vectors: np.ndarray, papers: Sequence, *, seed: int = SEED,
+                   method: str = "auto", k: int | None = None,
+                   on_step: Callable[[str], None] | None = None) -> Atlas:
+    """Compute the map of a generation's papers (row-aligned with `vectors`) and store it
+    there; builds and updates call this before the generation is served."""
+    from indexer.store import write_atlas
+
+    atlas = compute(vectors, [p.text for p in papers], seed=seed, method=method, k=k,
+                    on_step=on_step)
+    write_atlas(gen, atlas)
+    return atlas

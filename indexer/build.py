@@ -172,13 +172,10 @@ def build_index(
             served = current_generation(root)
             with_map = served is not None and (served / MAP_DIR).is_dir()
         if with_map:
-            from indexer import atlas
-            from indexer.store import write_atlas
+            from indexer.atlas import map_generation
 
             def before_switch(new_gen: Path) -> None:
-                made = atlas.compute(vectors, [p.text for p in papers])
-                map_seconds.append(made.info["seconds"])
-                write_atlas(new_gen, made)
+                map_seconds.append(map_generation(new_gen, vectors, papers).info["seconds"])
 
         gen = write_generation(root, papers, vectors, model, index_type, float16,
                                before_switch=before_switch)

@@ -169,17 +169,21 @@ class SentenceTransformerEncoder:
             return torch.float16
         return None
 
+    def _openvino_applies(self) -> bool:
+        """OpenVINO may encode here: not turned off, on a CPU, installed, a mean-pooling model."""
+        from indexer import openvino_backend
+
+        return (self._backend != "torch" and str(self.model.device) == "cpu"
+                and openvino_backend.available() and openvino_backend.convertible(self.model))
+
     @cached_property
     def openvino(self):
         """The OpenVINO batch encoder, or None where torch is used for every call."""
         from indexer import openvino_backend
 
-        if self._backend == "torch" or str(self.model.device) != "cpu":
-            if self._backend == "openvino":
-                raise PapersiftError("the openvino backend runs on the CPU only")
-            return None
-        usable = openvino_backend.available() and openvino_backend.convertible(self.model)
-        if not usable:
+        if self._backend == "openvino" and str(self.model.device) != "cpu":
+            raise PapersiftError("the openvino backend runs on the CPU only")
+        if not self._openvino_applies():
             if self._backend == "openvino":
                 raise PapersiftError(f"cannot encode {self._name} with OpenVINO (not installed, "
                                      "or not a mean-pooling sentence-transformers model)")
@@ -198,9 +202,7 @@ class SentenceTransformerEncoder:
         """OpenVINO compiled for single queries, or None (torch then encodes queries)."""
         from indexer import openvino_backend
 
-        if (not self._fast_queries or self._backend == "torch" or str(self.model.device) != "cpu"
-                or not openvino_backend.available()
-                or not openvino_backend.convertible(self.model)):
+        if not self._fast_queries or not self._openvino_applies():
             return None
         try:
             return openvino_backend.OpenVinoEncoder(self.model, self.dim, bf16=False, latency=True)

@@ -28,7 +28,6 @@ from indexer.store import (
     read_atlas,
     read_manifest,
     remove_leftovers,
-    write_atlas,
     write_generation,
     writer_lock,
 )
@@ -141,7 +140,7 @@ def update_index(
         def remap(new_gen: Path) -> None:  # the map follows the papers into the new generation
             old = read_atlas(handle.generation, handle.count)
             seed = int(old.info.get("seed", atlas.SEED)) if old else atlas.SEED
-            write_atlas(new_gen, atlas.compute(vectors, [p.text for p in papers], seed=seed))
+            atlas.map_generation(new_gen, vectors, papers, seed=seed)
 
         gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), index_type,
                                float16=float16, reuse=reuse,

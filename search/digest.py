@@ -66,6 +66,16 @@ def _safe_link(hit: Hit) -> str:
     return safe_url(hit.paper.url) or arxiv_abs_url(hit.paper.id)
 
 
+def _meta(p) -> str:
+    """Authors (first four), date and primary category, for both renderings."""
+    authors = ", ".join(p.authors[:4]) + (" et al." if len(p.authors) > 4 else "")
+    return " · ".join(x for x in (authors, p.published, p.primary_category) if x)
+
+
+def _short(abstract: str, limit: int = 400) -> str:
+    return abstract if len(abstract) <= limit else abstract[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def _md_escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", " ".join(str(text).split()))
 
@@ -81,13 +91,9 @@ def to_markdown(d: Digest) -> str:
         title = _md_escape(p.title or p.id)
         link = _safe_link(h)
         lines.append(f"{h.rank}. **[{title}]({link})**" if link else f"{h.rank}. **{title}**")
-        meta = " · ".join(x for x in (", ".join(p.authors[:4]) + (" et al." if len(p.authors) > 4
-                                                                  else ""), p.published,
-                                      p.primary_category) if x)
-        lines.append(f"   {_md_escape(meta)}")
+        lines.append(f"   {_md_escape(_meta(p))}")
         if p.abstract:
-            short = p.abstract if len(p.abstract) <= 400 else p.abstract[:400].rsplit(" ", 1)[0] + " …"
-            lines.append(f"   {_md_escape(short)}")
+            lines.append(f"   {_md_escape(_short(p.abstract))}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -100,11 +106,8 @@ def to_html(d: Digest) -> str:
         link = _safe_link(h)
         title = e(p.title or p.id)
         head = f'<a href="{e(link, quote=True)}">{title}</a>' if link else title
-        authors = ", ".join(p.authors[:4]) + (" et al." if len(p.authors) > 4 else "")
-        meta = " · ".join(x for x in (authors, p.published, p.primary_category) if x)
-        short = p.abstract if len(p.abstract) <= 400 else p.abstract[:400].rsplit(" ", 1)[0] + " …"
-        items.append(f"<li><p><strong>{head}</strong><br><small>{e(meta)}</small></p>"
-                     f"<p>{e(short)}</p></li>")
+        items.append(f"<li><p><strong>{head}</strong><br><small>{e(_meta(p))}</small></p>"
+                     f"<p>{e(_short(p.abstract))}</p></li>")
     body = "\n".join(items) if items else "<p>No new papers in this window.</p>"
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -217,10 +217,7 @@ class ReadingLists:
 
     def containing(self, paper_id: str) -> list[str]:
         """Names of the lists that hold this paper."""
-        with self._db() as db:
-            rows = db.execute("SELECT l.name FROM lists l JOIN items i ON i.list_id = l.id "
-                              "WHERE i.paper_id = ? ORDER BY l.name", (paper_id,)).fetchall()
-        return [r[0] for r in rows]
+        return self.memberships([paper_id]).get(paper_id, [])
 
 
 # ---------------------------------------------------------------- export

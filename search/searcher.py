@@ -181,7 +181,7 @@ class Searcher:
         check_sort(sort)
         row = self._row(paper_id)
         vector = np.asarray(self.index.vectors[row], dtype=np.float32)
-        return self._ranked(vector, "", k, filters, sort, "dense", exclude_row=row)
+        return self._ranked(vector, "", k, filters, sort, "dense", exclude=(row,))
 
     def recommend(
         self,
@@ -215,11 +215,7 @@ class Searcher:
             direction = svm(liked, disliked, np.asarray(self.index.vectors[background], np.float32))
         else:
             direction = rocchio(liked, disliked)
-        n = min(MAX_K, k + len(exclude))
-        excluded_ids = {p.id for p in self.index.papers.papers(sorted(exclude)).values()}
-        hits = [h for h in self._ranked(direction, "", n, filters, sort, "dense")
-                if h.id not in excluded_ids]
-        return [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
+        return self._ranked(direction, "", k, filters, sort, "dense", exclude=tuple(sorted(exclude)))
 
     def search_vector(
         self, vector: np.ndarray, k: int, filters: Filters | None = None,
@@ -227,9 +223,12 @@ class Searcher:
     ) -> list[Hit]:
         """Rank the index by inner product with `vector`, filters applied inside retrieval."""
         check_k(k)
-        return self._ranked(vector, "", k, filters, "relevance", "dense", exclude_row)
+        return self._ranked(vector, "", k, filters, "relevance", "dense",
+                            exclude=() if exclude_row is None else (exclude_row,))
 
-    def _ranked(self, vector, text, k, filters, sort, mode, exclude_row=None) -> list[Hit]:
+    def _ranked(self, vector, text, k, filters, sort, mode, exclude=()) -> list[Hit]:
+        """The shared ranking path; `exclude`: rows never returned (the paper `similar`
+        starts from, the papers a recommendation starts from)."""
         n = k if sort == "relevance" else max(k, SORT_POOL)
         allowed = None
         if filters is not None and filters.active:
@@ -238,7 +237,8 @@ class Searcher:
                 return []
         if mode == "hybrid" and self.index.lexical is None:
             mode = "dense"
-        rows, scores, sources = self._retrieve(vector, text, n, allowed, mode, exclude_row)
+        exclude = np.asarray(exclude, dtype=np.int64)
+        rows, scores, sources = self._retrieve(vector, text, n, allowed, mode, exclude)
         papers = self.index.papers.papers([int(r) for r in rows])
         hits = [Hit(rank=0, score=float(s), paper=papers[int(r)], sources=sources.get(int(r), {}))
                 for r, s in zip(rows, scores, strict=True)]
@@ -283,14 +283,14 @@ class Searcher:
             mask &= by_author
         return np.flatnonzero(mask).astype(np.int64)
 
-    def _dense(self, vector, n, allowed, exclude_row) -> tuple[np.ndarray, np.ndarray]:
+    def _dense(self, vector, n, allowed, exclude) -> tuple[np.ndarray, np.ndarray]:
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        wanted = n + (exclude_row is not None)
+        wanted = n + len(exclude)
         info = self.index.manifest["faiss"]
         exact_index = info.get("exact", True)
         if allowed is not None and (len(allowed) <= EXACT_AMONG or (
                 exact_index and len(allowed) <= self.count // 5)):
-            return self._exact_among(query[0], allowed, n, exclude_row)
+            return self._exact_among(query[0], allowed, n, exclude)
         params = None
         bitmap = None
         if allowed is not None:
@@ -308,16 +308,16 @@ class Searcher:
         with self._lock:
             scores, rows = self.index.faiss_index.search(query, min(wanted, limit), params=params)
         del bitmap
-        keep = (rows[0] >= 0) & (rows[0] != (-2 if exclude_row is None else exclude_row))
+        keep = (rows[0] >= 0) & ~np.isin(rows[0], exclude)
         rows, scores = rows[0][keep][:n].astype(np.int64), scores[0][keep][:n]
-        if allowed is not None and len(rows) < min(n, limit - (exclude_row is not None)):
-            return self._exact_among(query[0], allowed, n, exclude_row)  # IVF missed some
+        if allowed is not None and len(rows) < min(n, limit - len(exclude)):
+            return self._exact_among(query[0], allowed, n, exclude)  # IVF missed some
         return rows, scores
 
-    def _exact_among(self, vector, allowed, n, exclude_row):
+    def _exact_among(self, vector, allowed, n, exclude):
         """Exact inner products over the allowed rows only (a small filtered set)."""
-        if exclude_row is not None:
-            allowed = allowed[allowed != exclude_row]
+        if len(exclude):
+            allowed = allowed[~np.isin(allowed, exclude)]
         scores = np.asarray(self.index.vectors[allowed], dtype=np.float32) @ vector
         n = min(n, len(allowed))
         if n == 0:
@@ -326,17 +326,17 @@ class Searcher:
         top = top[np.argsort(-scores[top], kind="stable")]
         return allowed[top].astype(np.int64), scores[top]
 
-    def _retrieve(self, vector, text, n, allowed, mode, exclude_row):
+    def _retrieve(self, vector, text, n, allowed, mode, exclude):
         """(rows, scores, {row: {retriever: rank}}), best first."""
         if mode == "dense":
-            rows, scores = self._dense(vector, n, allowed, exclude_row)
+            rows, scores = self._dense(vector, n, allowed, exclude)
             return rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, start=1)}
         bm25 = lexical.scores(self.index.lexical, text)
         pool = max(n, self.fusion.pool)
         b_rows = top_rows(bm25, pool if mode == "hybrid" else n, allowed)
         if mode == "bm25":
             return b_rows, bm25[b_rows], {int(r): {"bm25": i} for i, r in enumerate(b_rows, 1)}
-        d_rows, _ = self._dense(vector, pool, allowed, exclude_row)
+        d_rows, _ = self._dense(vector, pool, allowed, exclude)
         union = np.union1d(d_rows, b_rows)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
         rows, fused = fuse(d_rows, dense_scores, b_rows, bm25[union], self.fusion)

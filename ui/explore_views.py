@@ -39,11 +39,10 @@ def map_points(generation: str, _searcher: Searcher) -> dict:
             rng.choice(members, max(1, round(len(members) * share)), replace=False)
             for members in (np.flatnonzero(atlas.clusters == c) for c in range(len(atlas.labels)))
             if len(members)]))
-    titles = dict(_searcher.index.papers.titles())
-    ids = _searcher.index.papers.papers(rows.tolist())
+    papers = _searcher.index.papers.papers(rows.tolist())
     return {"rows": rows,
-            "hover": [html.escape(render.preview(titles.get(int(r), ""), 100)) for r in rows],
-            "ids": [ids[int(r)].id for r in rows]}
+            "hover": [html.escape(render.preview(papers[int(r)].title, 100)) for r in rows],
+            "ids": [papers[int(r)].id for r in rows]}
 
 
 def map_figure(atlas, points: dict, highlight: list[tuple[int, str, str]], query: str):
