@@ -65,7 +65,7 @@ def main() -> None:
                         help="ids with this prefix are copies of another paper (bench/update_80k.py "
                              "adds 'new-' copies): count them as that paper")
     args = parser.parse_args()
-    searcher = Searcher(args.index, SentenceTransformerEncoder(precision="float32"))
+    searcher = Searcher(args.index, SentenceTransformerEncoder(precision="float32"), floor=0.0)
     papers = [p for p in searcher.index.papers.all_papers()
               if not (args.alias_prefix and p.id.startswith(args.alias_prefix))]
     sets = {"known-item": known_item(papers, args.n), "paraphrase": paraphrases()}

@@ -141,6 +141,7 @@ def build_index(
     model_name: str = "",
     float16: bool = False,
     with_map: bool | None = None,
+    with_windows: bool = True,
 ) -> BuildReport:
     """Build a new generation of the index at `root` from input files and switch to it.
 
@@ -149,7 +150,8 @@ def build_index(
     the input records) nothing is encoded: the index records `model_name` as its model,
     and queries must then be encoded with that model. `with_map` also computes the map
     (indexer/atlas.py) before the new generation is served; None keeps a map when the
-    served generation has one.
+    served generation has one. `with_windows` also embeds passage windows of papers longer
+    than one model input (indexer/windows.py) where the encoder can cut them.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -166,6 +168,11 @@ def build_index(
                 raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
             vectors = encode_papers(papers, encoder, on_progress)
             model = ModelInfo.of(encoder)
+        passages = None
+        if with_windows and vectors_path is None:
+            from indexer import windows
+
+            passages = windows.encode(papers, encoder, on_progress)
         before_switch = None
         map_seconds: list[float] = []
         if with_map is None:
@@ -178,7 +185,7 @@ def build_index(
                 map_seconds.append(map_generation(new_gen, vectors, papers).info["seconds"])
 
         gen = write_generation(root, papers, vectors, model, index_type, float16,
-                               before_switch=before_switch)
+                               before_switch=before_switch, windows=passages)
     size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return BuildReport(
         papers=len(papers),

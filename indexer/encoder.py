@@ -135,6 +135,11 @@ class SentenceTransformerEncoder:
             raise PapersiftError(f"cannot load model {self._name!r}: {e}") from None
 
     @property
+    def tokenizer(self):
+        """The model's tokenizer (passage windows are cut on its tokens)."""
+        return self.model.tokenizer
+
+    @property
     def batch_size(self) -> int:
         if self._batch_size is not None:
             return self._batch_size

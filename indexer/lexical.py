@@ -6,8 +6,13 @@ so that documents (at build) and queries (at search) are always tokenised the sa
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import re
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,31 +51,147 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
                           return_ids=False, show_progress=False)
 
 
+# The spelling vocabulary: surface words (lower case, letters only) with their document
+# frequency, stored beside the BM25 arrays; "did you mean" looks words up in it.
+WORDS_FILE = "words.json"
+_WORD = re.compile(r"[a-z]{3,24}")
+
+
+def surface_words(texts: Sequence[str], min_df: int = 2) -> dict[str, int]:
+    """Lower-case words of 3-24 letters and how many texts use each (at least `min_df`)."""
+    df: Counter[str] = Counter()
+    for text in texts:
+        df.update(set(_WORD.findall(text.lower())))
+    return {w: n for w, n in df.most_common() if n >= min_df}
+
+
 def build(titles: Sequence[str], abstracts: Sequence[str], settings: dict | None = None):
-    """A BM25 retriever over the documents, row-aligned with the vectors."""
+    """A BM25 retriever over the documents, row-aligned with the vectors, carrying the
+    spelling vocabulary of the same texts (`retriever.words`)."""
     import bm25s
 
     s = {**SETTINGS, **(settings or {})}
-    texts = [document_text(t, a, s["title_weight"]) for t, a in zip(titles, abstracts, strict=True)]
+    texts = [document_text(t, a, 1) for t, a in zip(titles, abstracts, strict=True)]
     retriever = bm25s.BM25(k1=s["k1"], b=s["b"], method=s["method"])
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    retriever.index(tokenize(texts), show_progress=False)
+    weight = s["title_weight"]
+    weighted = texts if weight == 1 else [
+        document_text(t, a, weight) for t, a in zip(titles, abstracts, strict=True)]
+    retriever.index(tokenize(weighted), show_progress=False)
+    retriever.words = surface_words(texts)
     return retriever
 
 
 def save(retriever, folder: Path) -> None:
     retriever.save(folder, allow_pickle=False, show_progress=False)
+    words = getattr(retriever, "words", None)
+    if words is not None:
+        (folder / WORDS_FILE).write_text(json.dumps(words, ensure_ascii=True, separators=(",", ":")))
 
 
 def load(folder: Path):
     import bm25s
 
-    return bm25s.BM25.load(folder, mmap=True, allow_pickle=False, show_progress=False)
+    retriever = bm25s.BM25.load(folder, mmap=True, allow_pickle=False, show_progress=False)
+    retriever.words_path = folder / WORDS_FILE  # read on the first spelling lookup
+    return retriever
 
 
-def scores(retriever, query: str) -> np.ndarray:
+def words(retriever) -> dict[str, int]:
+    """The spelling vocabulary ({} for an index written before it existed)."""
+    found = getattr(retriever, "words", None)
+    if found is None:
+        path = getattr(retriever, "words_path", None)
+        try:
+            found = json.loads(path.read_text()) if path is not None else {}
+        except FileNotFoundError:
+            found = {}
+        except (OSError, ValueError) as e:
+            from indexer.errors import IndexCorrupt
+
+            raise IndexCorrupt(f"{path}: unreadable spelling vocabulary ({e})") from None
+        if not isinstance(found, dict):
+            found = {}
+        retriever.words = found
+    return found
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """A query as BM25 sees it.
+
+    tokens: every stemmed, stopworded token (repeats kept).
+    ids: vocabulary ids of the tokens the index knows (repeats kept, as BM25 scores them).
+    unknown: the tokens the index has never seen.
+    """
+
+    tokens: tuple[str, ...]
+    ids: tuple[int, ...]
+    unknown: tuple[str, ...]
+
+
+def query_terms(retriever, query: str) -> QueryTerms:
+    tokens = tuple(tokenize([query])[0]) if query.strip() else ()
+    vocab = retriever.vocab_dict
+    return QueryTerms(tokens, tuple(vocab[t] for t in tokens if t in vocab),
+                      tuple(t for t in tokens if t not in vocab))
+
+
+def scores(retriever, query: str | QueryTerms) -> np.ndarray:
     """BM25 score of every document for one query (zeros where no term matches)."""
-    tokens = tokenize([query])[0]
-    if not tokens:
+    terms = query_terms(retriever, query) if isinstance(query, str) else query
+    if not terms.ids:
         return np.zeros(retriever.scores["num_docs"], dtype=np.float32)
-    return np.asarray(retriever.get_scores(tokens), dtype=np.float32)
+    return np.asarray(retriever.get_scores(list(terms.ids)), dtype=np.float32)
+
+
+def _term_max(retriever, token_id: int) -> float:
+    cache = retriever.__dict__.setdefault("_papersift_term_max", {})
+    found = cache.get(token_id)
+    if found is None:
+        indptr = retriever.scores["indptr"]
+        posting = retriever.scores["data"][int(indptr[token_id]):int(indptr[token_id + 1])]
+        found = float(posting.max()) if len(posting) else 0.0
+        if len(cache) > 50_000:
+            cache.clear()
+        cache[token_id] = found
+    return found
+
+
+def ceiling(retriever, terms: QueryTerms) -> float:
+    """The highest BM25 score any document could reach for these terms: the sum of each
+    term's best score in the index. Dividing by it puts BM25 on a fixed 0-1 scale (the
+    share of the query's best possible match), so a weak match stays weak after it."""
+    return sum(_term_max(retriever, t) for t in terms.ids)
+
+
+def idf(retriever, terms: QueryTerms) -> np.ndarray:
+    """Inverse document frequency (Lucene's) of each known term, divided by the largest
+    possible value (a term in one document), so 1.0 = rarest."""
+    n = int(retriever.scores["num_docs"])
+    indptr = retriever.scores["indptr"]
+    df = np.array([int(indptr[t + 1]) - int(indptr[t]) for t in terms.ids], dtype=np.float64)
+    top = math.log(1 + (n - 1 + 0.5) / 1.5)
+    return np.log(1 + (n - df + 0.5) / (df + 0.5)) / top if len(df) else np.zeros(0)
+
+
+def seed_terms(retriever, papers, n: int) -> QueryTerms:
+    """The `n` most distinctive known terms of some papers' titles and abstracts (term
+    frequency times IDF, title counted as at build): the BM25 side of related work."""
+    counts: Counter[str] = Counter()
+    for p in papers:
+        counts.update(tokenize([document_text(p.title, p.abstract)])[0])
+    vocab = retriever.vocab_dict
+    known = [(t, c) for t, c in counts.items() if t in vocab]
+    if not known:
+        return QueryTerms((), (), ())
+    weights = idf(retriever, QueryTerms((), tuple(vocab[t] for t, _ in known), ()))
+    ranked = sorted(zip(known, weights, strict=True), key=lambda x: (-x[0][1] * x[1], x[0][0]))
+    chosen = tuple(t for (t, _), _ in ranked[:n])
+    return QueryTerms(chosen, tuple(vocab[t] for t in chosen), ())
+
+
+def is_known(retriever, word: str) -> bool:
+    """Whether BM25 knows a word (after stemming); stopwords count as known."""
+    tokens = tokenize([word])[0]
+    return all(t in retriever.vocab_dict for t in tokens)

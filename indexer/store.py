@@ -12,7 +12,11 @@ An index is a folder::
                            read with allow_pickle=False
         faiss.index        FAISS index over the same rows: exact IndexFlatIP, or IVF above
                            a size (indexer/ann.py), with its parameters in the manifest
-        bm25/              BM25 (bm25s arrays as .npy, vocabulary and parameters as JSON)
+        bm25/              BM25 (bm25s arrays as .npy, vocabulary and parameters as JSON) and
+                           words.json, the spelling vocabulary (word -> document frequency)
+        windows.npy        optional: passage-window vectors (indexer/windows.py), same dtype
+                           as vectors.npy; window_owners.npy (int32, ascending) names the
+                           row of each window's paper
         manifest.json      schema, versions, model name + weights hash, dim, metric, count,
                            FAISS description, each file's size and sha256 (written last)
         map/               optional (`papersift map`, kept by updates): coords.npy (n, 2),
@@ -59,6 +63,8 @@ PAPERS_DB = "papers.sqlite"
 VECTORS = "vectors.npy"
 FAISS_INDEX = "faiss.index"
 BM25_DIR = "bm25"
+WINDOWS = "windows.npy"
+WINDOW_OWNERS = "window_owners.npy"
 MAP_DIR = "map"
 ATLAS_JSON = "atlas.json"
 DATA_FILES = (PAPERS_DB, VECTORS, FAISS_INDEX)
@@ -231,6 +237,7 @@ def write_generation(
     reuse: tuple | None = None,
     with_lexical: bool = True,
     before_switch: Callable[[Path], None] | None = None,
+    windows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -246,6 +253,7 @@ def write_generation(
         with_lexical: also write the BM25 index (hybrid and keyword search need it).
         before_switch: called with the complete new generation before it is made current
             (an update computes the new map there, so the app never sees a map-less one).
+        windows: (window vectors, owner row of each, ascending) from indexer/windows.py.
 
     Returns:
         The new generation's folder.
@@ -260,12 +268,28 @@ def write_generation(
     _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
     faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse)
     files = list(DATA_FILES)
+    if windows is not None:
+        win_vectors, owners = windows
+        win_vectors = np.ascontiguousarray(win_vectors, dtype=np.float32)
+        if (win_vectors.shape[1:] != (model.dim,) or len(owners) != len(win_vectors)
+                or (len(owners) and (np.any(np.diff(owners) < 0) or owners[0] < 0
+                                     or owners[-1] >= len(papers)))):
+            raise ValueError("window vectors must be (n, dim) with ascending owner rows")
+        _write_vectors(gen / WINDOWS, win_vectors.astype(np.float16) if float16 else win_vectors)
+        _write_vectors(gen / WINDOW_OWNERS, np.asarray(owners, dtype=np.int32))
+        files += [WINDOWS, WINDOW_OWNERS]
     if with_lexical:
         lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
                      gen / BM25_DIR)
         files += sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())
     for name in files[len(DATA_FILES):]:
         _fsync_path(gen / name)
+    window_info = None
+    if windows is not None:
+        from indexer import windows as windowing
+
+        window_info = {"count": len(windows[1]), "tokens": windowing.WINDOW,
+                       "stride": windowing.STRIDE, "whole_weight": windowing.WHOLE_WEIGHT}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "papersift_version": __version__,
@@ -278,6 +302,7 @@ def write_generation(
         "count": len(papers),
         "faiss": faiss_info,
         "lexical": dict(lexical.SETTINGS) if with_lexical else None,
+        "windows": window_info,
         "files": {
             name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
             for name in files
@@ -462,6 +487,8 @@ class IndexHandle:
     vectors: np.ndarray
     faiss_index: Any
     lexical: Any = None  # a bm25s retriever, or None for an index built without one
+    windows: np.ndarray | None = None  # passage-window vectors (memory-mapped), or None
+    window_ptr: np.ndarray | None = None  # paper r's windows: rows ptr[r]:ptr[r + 1]
 
     @property
     def count(self) -> int:
@@ -580,4 +607,25 @@ def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False)
         if bm25.scores["num_docs"] != count:
             raise IndexCorrupt(f"{gen / BM25_DIR}: {bm25.scores['num_docs']} documents but "
                                f"{MANIFEST} says {count}")
-    return IndexHandle(root, gen, manifest, papers, vectors, index, bm25)
+    windows, window_ptr = _open_windows(gen, manifest, count, dim, dtype)
+    return IndexHandle(root, gen, manifest, papers, vectors, index, bm25, windows, window_ptr)
+
+
+def _open_windows(gen: Path, manifest: dict[str, Any], count: int, dim: int, dtype: str):
+    info = manifest.get("windows")
+    if not info:
+        return None, None
+    from indexer.windows import pointers
+
+    try:
+        vectors = np.load(gen / WINDOWS, mmap_mode="r", allow_pickle=False)
+        owners = np.load(gen / WINDOW_OWNERS, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise IndexCorrupt(f"{gen / WINDOWS}: unreadable windows ({e})") from None
+    n = int(info["count"])
+    if (vectors.shape != (n, dim) or vectors.dtype != np.dtype(dtype) or owners.shape != (n,)
+            or (n and (owners[0] < 0 or owners[-1] >= count or np.any(np.diff(owners) < 0)))):
+        raise IndexCorrupt(f"{gen / WINDOWS}: {vectors.shape} {vectors.dtype} windows with "
+                           f"{owners.shape} owners do not fit {MANIFEST} ({n} windows of "
+                           f"dim {dim}, {dtype}, owners ascending below {count})")
+    return vectors, pointers(owners.astype(np.int64), count)

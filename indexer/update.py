@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import atlas
+from indexer import atlas, windows
 from indexer.build import ProgressFn, build_index, collect_papers, encode_papers
 from indexer.encoder import Encoder
 from indexer.errors import IndexNotFound, PapersiftError
@@ -130,6 +130,13 @@ def update_index(
         vectors = np.vstack([vectors, np.zeros((added, vectors.shape[1]), np.float32)])
         if to_encode:
             vectors[to_encode] = fresh
+        passages = None
+        if handle.windows is not None:  # an index with windows keeps them for every paper
+            fresh_windows = windows.encode([papers[r] for r in to_encode], encoder, on_progress)
+            if fresh_windows is not None:
+                old = (handle.windows, np.repeat(np.arange(handle.count), np.diff(handle.window_ptr)))
+                passages = windows.merge(old, np.array(to_encode, dtype=np.int64),
+                                         fresh_windows, to_encode)
         float16 = handle.manifest.get("vector_dtype") == "float16"
         changed_rows = np.array(sorted(r for r in to_encode if r < handle.count), dtype=np.int64)
         reuse = (handle.faiss_index, handle.manifest["faiss"], vectors, changed_rows, handle.count)
@@ -144,6 +151,6 @@ def update_index(
 
         gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), index_type,
                                float16=float16, reuse=reuse,
-                               before_switch=remap if had_map else None)
+                               before_switch=remap if had_map else None, windows=passages)
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)

@@ -130,7 +130,7 @@ def evaluate_beir(
         if on_build:
             on_build(index)
         build_index([corpus], index, build_encoder or encoder)
-    searcher = Searcher(index, encoder)
+    searcher = Searcher(index, encoder, floor=0.0)  # ranking quality to depth 100: no floor
     judged = [q for q in qrels if q in queries]
     results = {}
     for mode in modes:

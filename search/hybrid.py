@@ -1,31 +1,73 @@
-"""Fusing the dense and BM25 rankings into one.
+"""Fusing the dense and BM25 rankings into one, with a weight chosen per query.
 
-Both retrievers propose candidates; every candidate then gets both of its real scores
-(dense cosine from the stored vectors, BM25 from the full score array), each normalised,
-and a weighted sum ranks them. Weights were chosen on SciFact *train* queries only
-(bench/relevance.py; figures in docs/benchmarks.md).
+Both retrievers propose candidates; every candidate then gets both of its real scores,
+each on a fixed scale (no per-query rescaling):
+
+- dense: the cosine of query and paper (clipped at 0);
+- BM25: the score divided by the query's ceiling, the best score any paper could reach
+  for these terms (`indexer.lexical.ceiling`), so 1.0 = every term at its strongest.
+
+and a convex combination `w * dense + (1 - w) * bm25` ranks them (Bruch, Gai and Ingber
+2023: a convex combination of theoretically normalised scores beats reciprocal-rank fusion
+and per-query min-max). The dense weight `w` is set per query by a small logistic model of
+the query and of the two candidate lists (`query_features`): plain-language questions,
+whose words are not the paper's, lean on meaning; coined names and rare terms that BM25
+matches strongly lean on keywords. The model was fit by `bench/fusion.py --fit` on training
+queries only (SciFact train, known-item queries of one seed, half of the hand-written
+paraphrases); its held-out figures per query set are in docs/benchmarks.md.
+
+The fused score stays on the 0-1 scale of its parts, so one floor (`RELEVANCE_FLOOR`)
+separates close matches from unrelated papers for every query.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 MODES = ("hybrid", "dense", "bm25")
+METHODS = ("adaptive", "convex", "minmax", "rrf")
+
+# Below this fused (or dense) score a paper is not a close match: the app says "No close
+# matches" and the CLI prints no hits. Chosen in bench/fusion.py from the best score of
+# nonsense and off-topic queries against the scores of the right papers for real ones.
+RELEVANCE_FLOOR = 0.25
+
+FEATURES = ("terms", "unknown", "question", "idf_mean", "idf_max", "bm25_top", "bm25_gap",
+            "dense_top", "dense_gap", "overlap")
+
+# Fit by `python bench/fusion.py --fit` (printed there); standardised features -> logit of
+# "trust meaning", mapped to a dense weight between LOW and HIGH.
+ADAPTIVE = {
+    "low": 0.3,
+    "high": 0.9,
+    "mean": [1.5, 0.05, 0.2, 0.5, 0.7, 0.4, 0.3, 0.6, 0.1, 0.3],
+    "scale": [0.5, 0.15, 0.4, 0.15, 0.15, 0.2, 0.2, 0.1, 0.05, 0.25],
+    "coef": [0.0, 0.0, 0.0, -1.0, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0],
+    "intercept": 0.0,
+}
+
+_QUESTION = re.compile(
+    r"^(how|what|which|why|when|where|who|whom|whose|is|are|was|were|do|does|did|can|could|"
+    r"should|would|will|has|have|any|find|ways?|papers?|methods?|approaches)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Fusion:
     """How the two rankings are combined.
 
-    method: "blend" (weighted sum of normalised scores) or "rrf" (reciprocal rank).
-    dense_weight: weight of the dense score in a blend (BM25 gets 1 - dense_weight).
+    method: "adaptive" (convex combination with a per-query weight, the default),
+        "convex" (fixed `dense_weight`), "minmax" (the pre-2026-11 blend of per-query
+        min-max normalised scores, kept for comparison) or "rrf" (reciprocal rank).
+    dense_weight: the weight of the dense score for "convex" and "minmax".
     pool: candidates taken from each retriever.
     rrf_k: the constant of reciprocal-rank fusion.
     """
 
-    method: str = "blend"
+    method: str = "adaptive"
     dense_weight: float = 0.5
     pool: int = 100
     rrf_k: int = 60
@@ -48,6 +90,62 @@ def top_rows(scores: np.ndarray, n: int, allowed: np.ndarray | None = None) -> n
     return part[np.argsort(-scores[part], kind="stable")]
 
 
+def is_question(text: str) -> bool:
+    return text.rstrip().endswith("?") or bool(_QUESTION.match(text.lstrip()))
+
+
+def query_features(
+    text: str,
+    n_tokens: int,
+    n_unknown: int,
+    idf: np.ndarray,
+    dense_top: np.ndarray,
+    bm25_top: np.ndarray,
+    overlap: float,
+) -> np.ndarray:
+    """The features the adaptive weight reads, in `FEATURES` order.
+
+    Args:
+        text: the query as typed.
+        n_tokens, n_unknown: BM25 tokens of the query, and how many the index never saw.
+        idf: normalised IDF (0-1) of each known token (`indexer.lexical.idf`).
+        dense_top: the dense side's best cosines, best first (up to 10).
+        bm25_top: the BM25 side's best scores over the ceiling (0-1), best first (up to 10).
+        overlap: share of the two top-10 lists in common (0-1).
+    """
+    def top_and_gap(x: np.ndarray) -> tuple[float, float]:
+        if len(x) == 0:
+            return 0.0, 0.0
+        return float(x[0]), float(x[0] - x[min(9, len(x) - 1)])
+
+    d1, dgap = top_and_gap(dense_top)
+    b1, bgap = top_and_gap(bm25_top)
+    return np.array([
+        math.log1p(n_tokens),
+        n_unknown / n_tokens if n_tokens else 0.0,
+        float(is_question(text)),
+        float(idf.mean()) if len(idf) else 0.0,
+        float(idf.max()) if len(idf) else 0.0,
+        b1,
+        bgap / b1 if b1 > 0 else 0.0,
+        d1,
+        dgap,
+        overlap,
+    ], dtype=np.float64)
+
+
+def adaptive_weight(features: np.ndarray, model: dict = ADAPTIVE) -> float:
+    """The dense weight for one query: LOW + (HIGH - LOW) * P(meaning is the better side)."""
+    z = (features - np.asarray(model["mean"])) / np.asarray(model["scale"])
+    logit = float(z @ np.asarray(model["coef"]) + model["intercept"])
+    p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
+    return model["low"] + (model["high"] - model["low"]) * p
+
+
+def overlap_at(dense_rows: np.ndarray, bm25_rows: np.ndarray, n: int = 10) -> float:
+    return len(set(dense_rows[:n].tolist()) & set(bm25_rows[:n].tolist())) / n
+
+
 def _minmax(x: np.ndarray) -> np.ndarray:
     lo, hi = float(x.min()), float(x.max())
     return (x - lo) / (hi - lo) if hi > lo else np.ones_like(x)
@@ -59,13 +157,19 @@ def fuse(
     bm25_rows: np.ndarray,
     bm25_scores: np.ndarray,
     fusion: Fusion = DEFAULT_FUSION,
+    weight: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fused (rows, scores), best first, over the union of both candidate lists.
+    """Fused (rows, scores), best first (ties: lower row first), over the union of both
+    candidate lists.
 
     Args:
         dense_rows, bm25_rows: each retriever's candidates, best first.
-        dense_scores, bm25_scores: every candidate's score from each retriever, aligned with
-            the union `np.union1d(dense_rows, bm25_rows)` (sorted row order).
+        dense_scores: every candidate's cosine, aligned with `np.union1d(dense_rows,
+            bm25_rows)` (sorted row order).
+        bm25_scores: every candidate's BM25 score over the query's ceiling (0-1), aligned
+            the same way ("minmax" takes raw scores too: it rescales them anyway).
+        weight: the dense weight for "adaptive" (`adaptive_weight`) and "convex"; None
+            takes `fusion.dense_weight`.
     """
     union = np.union1d(dense_rows, bm25_rows)
     if fusion.method == "rrf":
@@ -74,8 +178,11 @@ def fuse(
             ranks = {int(r): i for i, r in enumerate(rows, start=1)}
             fused += np.array([1.0 / (fusion.rrf_k + ranks[int(r)]) if int(r) in ranks else 0.0
                                for r in union])
-    else:
+    elif fusion.method == "minmax":
         w = fusion.dense_weight
         fused = w * _minmax(dense_scores) + (1 - w) * _minmax(bm25_scores)
+    else:
+        w = fusion.dense_weight if weight is None else weight
+        fused = w * np.clip(dense_scores, 0.0, 1.0) + (1 - w) * np.clip(bm25_scores, 0.0, 1.0)
     order = np.argsort(-fused, kind="stable")
     return union[order], fused[order]

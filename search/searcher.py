@@ -12,17 +12,26 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer import lexical
-from indexer.encoder import Encoder
+from indexer import lexical, windows
+from indexer.encoder import DEFAULT_MODEL, Encoder
 from indexer.errors import InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id
 from indexer.store import MAP_DIR, IndexHandle, ModelInfo, open_index, read_atlas
-from search.hybrid import DEFAULT_FUSION, MODES, Fusion, fuse, top_rows
+from search import hybrid, spelling
+from search.hybrid import DEFAULT_FUSION, MODES, RELEVANCE_FLOOR, Fusion, fuse, top_rows
 from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, svm
 
 MAX_K = 1000
 SORTS = ("relevance", "newest", "upvotes")
 SORT_POOL = 100  # "newest" and "upvotes" reorder the 100 (or k) most relevant papers
+# `similar` and recommendations: the BM25 side queries with the seed papers' most
+# distinctive terms (TF-IDF), fused with the dense side at a fixed weight chosen on
+# related-work judgments (bench/related.py).
+SEED_TERMS = 32
+RELATED_DENSE_WEIGHT = 0.5
+# A spelling correction is taken when the corrected query's best score beats the typed
+# one's by this much (bench/fusion.py: typos and their corrections).
+CORRECTION_MARGIN = 0.05
 # A filter keeping at most this many papers is answered by exact inner products over them
 # (about 3 ms at dimension 384); larger sets go through the FAISS index with a bitmap.
 EXACT_AMONG = 20_000
@@ -70,6 +79,32 @@ class Hit:
         }
 
 
+@dataclass(frozen=True)
+class Results:
+    """What a search found.
+
+    hits: the papers at or above the relevance floor, best first (or by the sort).
+    query: the query as searched: the corrected one when a correction was taken.
+    typed: the query as typed.
+    corrected: True when `query` is a spelling correction of `typed`.
+    floor: the relevance floor applied (0 for none).
+    below_floor: how many candidates scored under the floor and were left out; with no
+        hits, the best of them is `best_below` ("no close matches").
+    """
+
+    hits: list[Hit]
+    query: str
+    typed: str
+    corrected: bool = False
+    floor: float = 0.0
+    below_floor: int = 0
+    best_below: float | None = None
+
+    @property
+    def no_close_matches(self) -> bool:
+        return not self.hits and self.below_floor > 0
+
+
 def check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise InvalidQuery(f"k must be between 1 and {MAX_K}, got {k}")
@@ -92,18 +127,29 @@ class Searcher:
         root: the index folder.
         encoder: encodes queries; it must be the model the index was built with. None
             opens the index for `similar` and lookups only.
+        fusion: how hybrid search combines its two sides (search/hybrid.py).
+        floor: hits scoring under it are left out ("no close matches"); 0 keeps every
+            candidate (evaluations that measure recall at depth 100). None: the floor
+            measured for the default model (`RELEVANCE_FLOOR`) on an index of that model,
+            none for other models, whose cosines sit on other scales.
+        correct: offer and take spelling corrections of unknown query words.
     """
 
     def __init__(
-        self, root: str | Path, encoder: Encoder | None = None, fusion: Fusion = DEFAULT_FUSION
+        self, root: str | Path, encoder: Encoder | None = None, fusion: Fusion = DEFAULT_FUSION,
+        floor: float | None = None, correct: bool = True,
     ) -> None:
         self.encoder = encoder
         self.fusion = fusion
+        self.correct = correct
         self.index: IndexHandle = open_index(
             Path(root), ModelInfo.of(encoder) if encoder is not None else None
         )
         # Measured: single queries are faster on one OpenMP thread than on two here.
         faiss.omp_set_num_threads(1)
+        if floor is None:
+            floor = RELEVANCE_FLOOR if self.index.model.name == DEFAULT_MODEL else 0.0
+        self.floor = floor
         self._lock = threading.Lock()
         self._atlas: tuple[int, Any] | None = None
         self._categories: dict[str, np.ndarray] = {}
@@ -154,34 +200,80 @@ class Searcher:
         sort: str = "relevance",
         mode: str = "hybrid",
     ) -> list[Hit]:
-        """Papers that answer a question, best first (or by `sort`).
+        """Papers that answer a question, best first (or by `sort`); see `query`."""
+        return self.query(query, k, filters, sort, mode).hits
+
+    def query(
+        self,
+        query: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        sort: str = "relevance",
+        mode: str = "hybrid",
+        correct: bool | None = None,
+    ) -> Results:
+        """Papers that answer a question, with what the search did to get them.
 
         Args:
-            mode: "hybrid" (dense and BM25 fused, the default), "dense" or "bm25". An index
-                built without BM25 answers "hybrid" from the dense side alone.
+            mode: "hybrid" (dense and BM25 fused with a per-query weight, the default),
+                "dense" or "bm25". An index built without BM25 answers "hybrid" from the
+                dense side alone.
+            correct: take spelling corrections (None: as the searcher was opened).
+
+        Only papers at or above the relevance floor are returned ("newest" and "upvotes"
+        reorder those). A query word the index has never seen is checked against the
+        index's own vocabulary; the corrected query is searched instead when it matches
+        clearly better (`Results.corrected`).
         """
         check_k(k)
         check_sort(sort)
         check_mode(mode)
-        query = " ".join(query.split()) if isinstance(query, str) else ""
-        if not query:
+        typed = " ".join(query.split()) if isinstance(query, str) else ""
+        if not typed:
             raise InvalidQuery("empty query")
         if mode == "bm25" and self.index.lexical is None:
             raise InvalidQuery(f"index {self.index.root} has no BM25 part; rebuild it for bm25")
         if mode != "bm25" and self.encoder is None:
             raise InvalidQuery("this searcher was opened without a model; it cannot encode")
-        vector = self.encoder.encode([query])[0] if mode != "bm25" else None
-        return self._ranked(vector, query, k, filters, sort, mode)
+        results = self._query(typed, typed, k, filters, sort, mode)
+        suggestion = self._suggest(typed) if (self.correct if correct is None else correct) else None
+        if suggestion is not None:
+            fixed = self._query(suggestion, typed, k, filters, sort, mode)
+            if _best(fixed) >= _best(results) + CORRECTION_MARGIN:
+                return replace(fixed, corrected=True)
+        return results
+
+    def _suggest(self, text: str) -> str | None:
+        if self.index.lexical is None:
+            return None
+        terms = lexical.query_terms(self.index.lexical, text)
+        if not terms.unknown:
+            return None
+        retriever = self.index.lexical
+        return spelling.correct(text, lexical.words(retriever),
+                                known=lambda w: lexical.is_known(retriever, w))
+
+    def _query(self, text, typed, k, filters, sort, mode) -> Results:
+        vector = self.encoder.encode([text])[0] if mode != "bm25" else None
+        floor = self.floor if mode != "bm25" else 0.0
+        hits, dropped, best_below = self._ranked(vector, text, k, filters, sort, mode,
+                                                 floor=floor, report=True)
+        return Results(hits, text, typed, floor=floor, below_floor=dropped, best_below=best_below)
 
     def similar(
         self, paper_id: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance"
     ) -> list[Hit]:
-        """Papers nearest to a stored paper's own vector, the paper itself excluded."""
+        """Related work: papers on the same problem as a stored paper, itself excluded.
+
+        The dense side ranks by the paper's own vector, the BM25 side by its most
+        distinctive terms; the two are fused like a search. Needs no model.
+        """
         check_k(k)
         check_sort(sort)
         row = self._row(paper_id)
         vector = np.asarray(self.index.vectors[row], dtype=np.float32)
-        return self._ranked(vector, "", k, filters, sort, "dense", exclude=(row,))
+        return self._ranked(vector, "", k, filters, sort, "related", exclude=(row,),
+                            seeds=(row,))
 
     def recommend(
         self,
@@ -215,7 +307,8 @@ class Searcher:
             direction = svm(liked, disliked, np.asarray(self.index.vectors[background], np.float32))
         else:
             direction = rocchio(liked, disliked)
-        return self._ranked(direction, "", k, filters, sort, "dense", exclude=tuple(sorted(exclude)))
+        return self._ranked(direction, "", k, filters, sort, "related",
+                            exclude=tuple(sorted(exclude)), seeds=tuple(like_rows))
 
     def search_vector(
         self, vector: np.ndarray, k: int, filters: Filters | None = None,
@@ -226,19 +319,26 @@ class Searcher:
         return self._ranked(vector, "", k, filters, "relevance", "dense",
                             exclude=() if exclude_row is None else (exclude_row,))
 
-    def _ranked(self, vector, text, k, filters, sort, mode, exclude=()) -> list[Hit]:
+    def _ranked(self, vector, text, k, filters, sort, mode, exclude=(), seeds=(), floor=0.0,
+                report=False):
         """The shared ranking path; `exclude`: rows never returned (the paper `similar`
-        starts from, the papers a recommendation starts from)."""
+        starts from, the papers a recommendation starts from); `seeds`: the papers whose
+        text is the BM25 query of "related" mode; `floor`: hits scoring under it are left
+        out. With `report`, returns (hits, candidates under the floor, best of them)."""
         n = k if sort == "relevance" else max(k, SORT_POOL)
         allowed = None
         if filters is not None and filters.active:
             allowed = self.allowed_rows(filters)
             if len(allowed) == 0:
-                return []
-        if mode == "hybrid" and self.index.lexical is None:
+                return ([], 0, None) if report else []
+        if mode in ("hybrid", "related") and self.index.lexical is None:
             mode = "dense"
         exclude = np.asarray(exclude, dtype=np.int64)
-        rows, scores, sources = self._retrieve(vector, text, n, allowed, mode, exclude)
+        rows, scores, sources = self._retrieve(vector, text, n, allowed, mode, exclude, seeds)
+        keep = scores >= floor
+        dropped = int(np.count_nonzero(~keep))
+        best_below = float(scores[~keep].max()) if dropped else None
+        rows, scores = rows[keep], scores[keep]
         papers = self.index.papers.papers([int(r) for r in rows])
         hits = [Hit(rank=0, score=float(s), paper=papers[int(r)], sources=sources.get(int(r), {}))
                 for r, s in zip(rows, scores, strict=True)]
@@ -246,7 +346,8 @@ class Searcher:
             hits.sort(key=lambda h: (h.paper.published, h.score), reverse=True)
         elif sort == "upvotes":
             hits.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
-        return [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
+        hits = [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
+        return (hits, dropped, best_below) if report else hits
 
     @cached_property
     def _dates(self) -> np.ndarray:
@@ -326,25 +427,65 @@ class Searcher:
         top = top[np.argsort(-scores[top], kind="stable")]
         return allowed[top].astype(np.int64), scores[top]
 
-    def _retrieve(self, vector, text, n, allowed, mode, exclude):
-        """(rows, scores, {row: {retriever: rank}}), best first."""
+    def _retrieve(self, vector, text, n, allowed, mode, exclude, seeds=()):
+        """(rows, scores, {row: {retriever: rank}}), best first.
+
+        Scores are on a fixed 0-1 scale: cosine (dense), BM25 over the query's ceiling
+        (bm25), their convex combination (hybrid, related)."""
         if mode == "dense":
-            rows, scores = self._dense(vector, n, allowed, exclude)
+            if self.index.windows is None:
+                rows, scores = self._dense(vector, n, allowed, exclude)
+            else:  # whole-text candidates, re-scored with their best passage window
+                rows, scores = self._dense(vector, max(n, self.fusion.pool), allowed, exclude)
+                rows, scores = self._with_windows(rows, scores, vector)
+                rows, scores = rows[:n], scores[:n]
             return rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, start=1)}
-        bm25 = lexical.scores(self.index.lexical, text)
+        retriever = self.index.lexical
+        if mode == "related":
+            terms = lexical.seed_terms(retriever, self.index.papers.papers(list(seeds)).values(),
+                                       SEED_TERMS)
+        else:
+            terms = lexical.query_terms(retriever, text)
+        bm25 = lexical.scores(retriever, terms)
+        ceiling = lexical.ceiling(retriever, terms)
+        if ceiling > 0:
+            bm25 = bm25 / ceiling
+        if len(exclude):
+            bm25[exclude] = 0.0
         pool = max(n, self.fusion.pool)
-        b_rows = top_rows(bm25, pool if mode == "hybrid" else n, allowed)
+        b_rows = top_rows(bm25, pool if mode != "bm25" else n, allowed)
         if mode == "bm25":
             return b_rows, bm25[b_rows], {int(r): {"bm25": i} for i, r in enumerate(b_rows, 1)}
-        d_rows, _ = self._dense(vector, pool, allowed, exclude)
+        d_rows, d_top = self._dense(vector, pool, allowed, exclude)
         union = np.union1d(d_rows, b_rows)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
-        rows, fused = fuse(d_rows, dense_scores, b_rows, bm25[union], self.fusion)
+        if self.index.windows is not None:
+            d_rows, d_top = self._with_windows(d_rows, d_top, vector)
+            dense_scores = windows.combine(dense_scores, windows.best_window(
+                self.index.windows, self.index.window_ptr, union, vector))
+        weight = None  # "convex", "minmax", "rrf": as the Fusion says
+        if mode == "related":
+            weight = RELATED_DENSE_WEIGHT
+        elif len(b_rows) == 0:
+            weight = 1.0  # no query term in the index (stopwords, punctuation): meaning only
+        elif self.fusion.method == "adaptive":
+            features = hybrid.query_features(
+                text, len(terms.tokens), len(terms.unknown), lexical.idf(retriever, terms),
+                d_top[:10], bm25[b_rows[:10]], hybrid.overlap_at(d_rows, b_rows))
+            weight = hybrid.adaptive_weight(features)
+        rows, fused = fuse(d_rows, dense_scores, b_rows, bm25[union], self.fusion, weight)
         sources: dict[int, dict[str, int]] = {}
         for name, ranked in (("dense", d_rows), ("bm25", b_rows)):
             for i, r in enumerate(ranked, start=1):
                 sources.setdefault(int(r), {})[name] = i
         return rows[:n], fused[:n], sources
+
+    def _with_windows(self, rows, whole, vector) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates re-scored with their best passage window (indexer/windows.py), best first."""
+        scores = windows.combine(whole, windows.best_window(
+            self.index.windows, self.index.window_ptr, rows, vector))
+        order = np.argsort(-scores, kind="stable")
+        return rows[order], scores[order]
 
     def _row(self, paper_id: str) -> int:
         if not isinstance(paper_id, str) or not paper_id.strip():
@@ -353,3 +494,9 @@ class Searcher:
         if row is None:
             raise UnknownPaper(f"unknown paper id {paper_id!r} in index {self.index.root}")
         return row
+
+
+def _best(results: Results) -> float:
+    if results.hits:
+        return max(h.score for h in results.hits)
+    return results.best_below if results.best_below is not None else float("-inf")

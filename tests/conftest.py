@@ -139,3 +139,13 @@ def real_index_copy(tmp_path, real_index) -> Path:
     dest = tmp_path / "index-copy"
     shutil.copytree(real_index, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory, real_encoder) -> Path:
+    """All 2,000 bundled papers with the real packaged model, built once per session."""
+    from indexer.build import build_index
+
+    root = tmp_path_factory.mktemp("bundled") / "index"
+    build_index([BUNDLED], root, real_encoder)
+    return root

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from search.hybrid import RELEVANCE_FLOOR
 from tests.conftest import BUNDLED, write_jsonl
 
 BIN = Path(sys.executable).parent / "papersift"
@@ -68,7 +69,31 @@ def test_search_json_and_queries_file(real_index_copy, tmp_path):
 
     table = papersift("search", "sign language", "-k", 1000, "--index", real_index_copy, "--json",
                       check=0)
-    assert len(table.stdout.splitlines()) == 300  # k above the index size returns every paper
+    scores = [json.loads(line)["score"] for line in table.stdout.splitlines()]
+    # k above the index size: every paper above the relevance floor, not all 300
+    assert 2 <= len(scores) < 300 and min(scores) >= RELEVANCE_FLOOR
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.model
+def test_nonsense_says_no_close_matches_and_typos_are_corrected(real_index_copy, tmp_path):
+    proc = papersift("search", "qwpoeiru zmxncb asdkjh", "--index", real_index_copy, check=0)
+    assert "No close matches" in proc.stdout and "below the relevance floor" in proc.stderr
+    assert papersift("search", "qwpoeiru zmxncb asdkjh", "--json", "--index", real_index_copy,
+                     check=0).stdout == ""
+
+    proc = papersift("search", "sign langauge recogniton", "-k", 3, "--json",
+                     "--index", real_index_copy, check=0)
+    hits = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert "Showing results for 'sign language recognition'" in proc.stderr
+    assert hits and all(h["corrected"] == "sign language recognition" for h in hits)
+    assert "sign language" in hits[0]["title"].lower()
+    queries = tmp_path / "q.txt"
+    queries.write_text("sign langauge recogniton\nsign language recognition\n")
+    rows = [json.loads(line) for line in papersift(
+        "search", "--queries", queries, "--json", "--index", real_index_copy, check=0
+    ).stdout.splitlines()]
+    assert [r["corrected"] for r in rows] == ["sign language recognition", None]
 
 
 def test_similar_by_url_without_loading_a_model(real_index_copy):

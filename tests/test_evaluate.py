@@ -73,9 +73,9 @@ def test_fusion_on_toy_rankings():
     bm25 = np.array([0.0, 0.0, 5.0, 4.0])
     rows, _ = fuse(dense_rows, dense, bm25_rows, bm25, Fusion("rrf", rrf_k=60))
     assert rows[0] == 3  # the only row both rankers found
-    rows, scores = fuse(dense_rows, dense, bm25_rows, bm25, Fusion("blend", dense_weight=1.0))
+    rows, scores = fuse(dense_rows, dense, bm25_rows, bm25, Fusion("minmax", dense_weight=1.0))
     assert rows.tolist() == [1, 2, 3, 4]
-    rows, _ = fuse(dense_rows, dense, bm25_rows, bm25, Fusion("blend", dense_weight=0.0))
+    rows, _ = fuse(dense_rows, dense, bm25_rows, bm25, Fusion("minmax", dense_weight=0.0))
     assert rows.tolist()[:2] == [3, 4]
     assert sorted(rows.tolist()) == union.tolist()
 

@@ -155,3 +155,49 @@ def test_bm25_finds_exact_terms_the_dense_side_ranks_low(searcher):
 def test_hybrid_respects_filters_and_k(searcher):
     hits = searcher.search("diffusion", k=2, filters=Filters(categories=("cs.CV",)))
     assert len(hits) == 2 and all("cs.CV" in h.paper.categories for h in hits)
+
+
+def test_scores_sit_on_a_fixed_scale(searcher):
+    """No per-query rescaling: a query that matches nothing well scores low, not 1.0."""
+    good = searcher.search("distil a diffusion model into one step", k=1)[0]
+    poor = searcher.search("zebra quasar umbrella", k=1)
+    assert 0.0 < good.score <= 1.0
+    assert not poor or poor[0].score < good.score / 2
+
+
+def test_relevance_floor_leaves_out_distant_papers(toy_index, fake_encoder):
+    s = Searcher(toy_index, fake_encoder, floor=0.3)
+    results = s.query("zebra quasar umbrella", k=5)
+    assert results.hits == [] and results.no_close_matches
+    assert results.below_floor == 5 and 0.0 <= results.best_below < 0.3
+    close = s.query("distil a diffusion model into one step", k=5)
+    assert close.hits[0].id == "2401.00002" and all(h.score >= 0.3 for h in close.hits)
+    # newest and upvotes reorder only the papers above the floor
+    newest = s.query("distil a diffusion model into one step", k=5, sort="newest").hits
+    assert {h.id for h in newest} == {h.id for h in close.hits}
+
+
+def test_floor_is_the_default_models_only(toy_index, fake_encoder):
+    assert Searcher(toy_index, fake_encoder).floor == 0.0  # fake model: no floor
+
+
+def test_query_of_stopwords_and_punctuation_uses_meaning_alone(searcher):
+    results = searcher.query("the of ?! and", k=3)
+    assert all(set(h.sources) == {"dense"} for h in results.hits)
+
+
+def test_spelling_correction_taken_when_it_matches_better(searcher):
+    results = searcher.query("difusion imgae generation", k=3)
+    assert results.corrected and results.query == "diffusion image generation"
+    assert results.typed == "difusion imgae generation"
+    assert results.hits[0].id in ("2401.00002", "2401.00005")
+    as_typed = searcher.query("difusion imgae generation", k=3, correct=False)
+    assert not as_typed.corrected and as_typed.query == as_typed.typed
+    assert not searcher.query("diffusion image generation", k=3).corrected
+
+
+def test_related_work_uses_both_sides(searcher):
+    hits = searcher.similar("2401.00002", k=4)
+    assert hits[0].id == "2401.00005"
+    assert any("bm25" in h.sources for h in hits) and any("dense" in h.sources for h in hits)
+    assert all(0.0 <= h.score <= 1.0 for h in hits)

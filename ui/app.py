@@ -100,11 +100,22 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
                 st.warning(f"arXiv {render.escape_md(kind.value)} is not in this index; "
                            "showing papers matching the text instead.")
         with st.spinner("Searching…"):
-            hits = searcher.search(kind.value, MAX_RESULTS, state.filters, state.sort, state.mode)
+            results = searcher.query(kind.value, MAX_RESULTS, state.filters, state.sort,
+                                     state.mode, correct=not state.verbatim)
+        if results.corrected:
+            st.markdown(f"Showing results for **{render.escape_md(results.query)}**")
+            nav_button(f"Search instead for {render.escape_md(results.typed)}",
+                       state.with_(verbatim=True, page=1), key="verbatim", type="tertiary")
+        if results.no_close_matches:
+            hint = " or loosen the filters" if state.filters.active else ""
+            st.info(f"No close matches: the nearest paper scored {results.best_below:.2f}, "
+                    f"below the relevance floor of {results.floor:.2f}. Try other words{hint}.")
+            return
         label = "Papers like the pasted abstract" if kind.kind == "abstract" else "Best match first"
         if state.sort != "relevance":
-            label = f"The {MAX_RESULTS} best matches, {SORT_LABELS[state.sort].lower()} first"
-        show_results(hits, state, label)
+            label = (f"The {len(results.hits)} closest matches, "
+                     f"{SORT_LABELS[state.sort].lower()} first")
+        show_results(results.hits, state, label)
     else:
         st.caption("Search by meaning: ask in plain language, filter in the sidebar, "
                    "open a paper to walk through its related work, or explore the map.")

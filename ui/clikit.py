@@ -134,13 +134,24 @@ def authors_short(authors, limit: int = 2) -> str:
     return shown + (f" +{len(authors) - limit} more" if len(authors) > limit else "")
 
 
-def print_hits(hits, as_json: bool, heading: str | None = None) -> None:
+def print_notes(results) -> None:
+    """What the search did, on stderr: a spelling correction taken, or no close matches."""
+    if results.corrected:
+        err.print(Text(f"Showing results for {results.query!r} (searched instead of "
+                       f"{results.typed!r})"))
+    if results.no_close_matches:
+        err.print(Text(f"No close matches for {results.query!r}: the best paper scored "
+                       f"{results.best_below:.3f}, below the relevance floor {results.floor:.2f}"))
+
+
+def print_hits(hits, as_json: bool, heading: str | None = None, extra: dict | None = None,
+               empty: bool = False) -> None:
     if as_json:
         for hit in hits:
-            print(json.dumps(hit.to_dict(), ensure_ascii=False))
+            print(json.dumps({**hit.to_dict(), **(extra or {})}, ensure_ascii=False))
         return
     if not hits:
-        out.print("No results.")
+        out.print("No close matches." if empty else "No results.")
         return
     table = Table(title=heading, show_lines=False, expand=True, title_justify="left")
     for name, kw in (("#", {"justify": "right"}), ("score", {}), ("title", {"ratio": 3}),

@@ -1,7 +1,8 @@
 """The app's view state and its URL form, so that any view can be shared and reloaded.
 
 `?q=...&since=...&until=...&cat=cs.CL&cat=cs.LG&author=...&sort=newest&mode=bm25&page=2&paper=ID`
-(`similar=ID` lists papers like one paper; `view=explore` the map, with `cluster=N` one
+(`verbatim=1` searches the query as typed, without a spelling correction; `similar=ID`
+lists papers like one paper; `view=explore` the map, with `cluster=N` one
 cluster; `view=lists` the reading lists, with `list=NAME` one list; `like=ID&unlike=ID` the
 papers a "more like these" ranking starts from, `view=more` that ranking). Values from a URL
 are untrusted: anything malformed is dropped, never an error.
@@ -42,6 +43,7 @@ class ViewState:
     list: str = ""
     like: tuple[str, ...] = ()
     unlike: tuple[str, ...] = ()
+    verbatim: bool = False  # search the query as typed, without a spelling correction
 
     @property
     def filters(self) -> Filters:
@@ -73,6 +75,8 @@ class ViewState:
             params["mode"] = self.mode
         if self.page != 1:
             params["page"] = str(self.page)
+        if self.verbatim:
+            params["verbatim"] = "1"
         return params
 
     @classmethod
@@ -108,6 +112,7 @@ class ViewState:
             list=first("list")[:80],
             like=like,
             unlike=tuple(x for x in ids("unlike") if x not in like),
+            verbatim=first("verbatim") == "1",
         )
 
 

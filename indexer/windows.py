@@ -1,0 +1,102 @@
+"""Passage windows: overlapping pieces of a paper's text, each embedded on its own.
+
+all-MiniLM-L6-v2 was trained on inputs of 128 tokens; arXiv abstracts run 200-300. A paper
+longer than one window gets windows of `WINDOW` tokens every `STRIDE` tokens (the last one
+reaching the end); a paper that fits in one window has none (its whole-text vector is its
+only window). The dense score of a candidate is then `WHOLE_WEIGHT * whole + (1 -
+WHOLE_WEIGHT) * max(whole, best window)` (`combine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+WINDOW = 128  # tokens per window, the model's [CLS] and [SEP] included
+STRIDE = 96
+WHOLE_WEIGHT = 0.3
+
+
+def spans(n_tokens: int, window: int = WINDOW - 2, stride: int = STRIDE) -> list[tuple[int, int]]:
+    """[start, end) token spans covering `n_tokens` content tokens; [] when one window holds
+    them all. Consecutive spans overlap by `window - stride` tokens."""
+    if n_tokens <= window:
+        return []
+    starts = list(range(0, n_tokens - window + stride, stride))
+    return [(s, min(s + window, n_tokens)) for s in starts if s < n_tokens]
+
+
+def split(tokenizer, texts: Sequence[str], window: int = WINDOW, stride: int = STRIDE
+          ) -> tuple[list[str], np.ndarray]:
+    """Window texts of every text that needs them, and the index of the text each belongs to
+    (ascending). Windows are cut on the model's own tokens and decoded back to text."""
+    out: list[str] = []
+    owners: list[int] = []
+    encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    for i, ids in enumerate(encoded):
+        for start, end in spans(len(ids), window - 2, stride):
+            out.append(tokenizer.decode(ids[start:end]))
+            owners.append(i)
+    return out, np.asarray(owners, dtype=np.int64)
+
+
+def pointers(owners: np.ndarray, count: int) -> np.ndarray:
+    """CSR pointers: the windows of paper `r` are rows ptr[r]:ptr[r + 1] (owners ascending)."""
+    return np.searchsorted(owners, np.arange(count + 1), side="left").astype(np.int64)
+
+
+def best_window(vectors: np.ndarray, ptr: np.ndarray, rows: np.ndarray, query: np.ndarray
+                ) -> np.ndarray:
+    """The best window cosine of each row (-inf for a paper without windows)."""
+    starts, ends = ptr[rows], ptr[rows + 1]
+    lengths = ends - starts
+    best = np.full(len(rows), -np.inf, dtype=np.float32)
+    has = lengths > 0
+    if not has.any():
+        return best
+    index = np.concatenate([np.arange(s, e) for s, e in zip(starts[has], ends[has], strict=True)])
+    scores = np.asarray(vectors[index], dtype=np.float32) @ query
+    offsets = np.concatenate([[0], np.cumsum(lengths[has])[:-1]])
+    best[has] = np.maximum.reduceat(scores, offsets)
+    return best
+
+
+def combine(whole: np.ndarray, window_best: np.ndarray, whole_weight: float = WHOLE_WEIGHT
+            ) -> np.ndarray:
+    """Dense score from the whole-text cosine and the best window's."""
+    return whole_weight * whole + (1 - whole_weight) * np.maximum(whole, window_best)
+
+
+def encode(papers, encoder, on_progress=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(window vectors, owner rows) of the papers' texts, or None when the encoder exposes no
+    tokenizer to cut windows with (a fake in tests, vectors imported with --vectors)."""
+    from indexer.build import encode_papers
+    from indexer.records import Paper
+
+    tokenizer = getattr(encoder, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    texts, owners = split(tokenizer, [p.text for p in papers])
+    if not texts:
+        return np.zeros((0, encoder.dim), dtype=np.float32), owners
+    pieces = [Paper(id=str(i), title="", abstract=t) for i, t in enumerate(texts)]
+    return encode_papers(pieces, encoder, on_progress), owners
+
+
+def merge(old: tuple[np.ndarray, np.ndarray] | None, replaced: np.ndarray,
+          fresh: tuple[np.ndarray, np.ndarray], fresh_rows: list[int]
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """An update's windows: the old ones except those of `replaced` rows, plus `fresh`
+    windows (whose owners index `fresh_rows`), ordered by owner row."""
+    parts_v, parts_o = [], []
+    if old is not None:
+        keep = ~np.isin(old[1], replaced)
+        parts_v.append(np.asarray(old[0][keep], dtype=np.float32))
+        parts_o.append(np.asarray(old[1][keep], dtype=np.int64))
+    rows = np.asarray(fresh_rows, dtype=np.int64)
+    parts_v.append(np.asarray(fresh[0], dtype=np.float32))
+    parts_o.append(rows[fresh[1]] if len(fresh[1]) else np.zeros(0, np.int64))
+    vectors, owners = np.concatenate(parts_v), np.concatenate(parts_o)
+    order = np.argsort(owners, kind="stable")
+    return vectors[order], owners[order]
