@@ -90,30 +90,28 @@ def save(retriever, folder: Path) -> None:
 
 
 def load(folder: Path):
+    """The retriever, memory-mapped, with its spelling vocabulary read now (a running app
+    must not depend on the generation's folder outliving the next update).
+
+    Raises ValueError for an unreadable vocabulary file."""
     import bm25s
 
     retriever = bm25s.BM25.load(folder, mmap=True, allow_pickle=False, show_progress=False)
-    retriever.words_path = folder / WORDS_FILE  # read on the first spelling lookup
+    try:
+        found = json.loads((folder / WORDS_FILE).read_text())
+    except FileNotFoundError:
+        found = {}  # written before the vocabulary existed: no spelling suggestions
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{folder / WORDS_FILE}: {e}") from None
+    if not isinstance(found, dict):
+        raise ValueError(f"{folder / WORDS_FILE}: not a word -> frequency object")
+    retriever.words = found
     return retriever
 
 
 def words(retriever) -> dict[str, int]:
     """The spelling vocabulary ({} for an index written before it existed)."""
-    found = getattr(retriever, "words", None)
-    if found is None:
-        path = getattr(retriever, "words_path", None)
-        try:
-            found = json.loads(path.read_text()) if path is not None else {}
-        except FileNotFoundError:
-            found = {}
-        except (OSError, ValueError) as e:
-            from indexer.errors import IndexCorrupt
-
-            raise IndexCorrupt(f"{path}: unreadable spelling vocabulary ({e})") from None
-        if not isinstance(found, dict):
-            found = {}
-        retriever.words = found
-    return found
+    return getattr(retriever, "words", None) or {}
 
 
 @dataclass(frozen=True)

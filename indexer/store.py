@@ -14,9 +14,9 @@ An index is a folder::
                            a size (indexer/ann.py), with its parameters in the manifest
         bm25/              BM25 (bm25s arrays as .npy, vocabulary and parameters as JSON) and
                            words.json, the spelling vocabulary (word -> document frequency)
-        windows.npy        optional: passage-window vectors (indexer/windows.py), same dtype
-                           as vectors.npy; window_owners.npy (int32, ascending) names the
-                           row of each window's paper
+        windows.npy        optional: passage-window vectors (indexer/windows.py), float16;
+                           window_owners.npy (int32, ascending) names the row of each
+                           window's paper
         manifest.json      schema, versions, model name + weights hash, dim, metric, count,
                            FAISS description, each file's size and sha256 (written last)
         map/               optional (`papersift map`, kept by updates): coords.npy (n, 2),
@@ -270,12 +270,12 @@ def write_generation(
     files = list(DATA_FILES)
     if windows is not None:
         win_vectors, owners = windows
-        win_vectors = np.ascontiguousarray(win_vectors, dtype=np.float32)
+        win_vectors = np.ascontiguousarray(win_vectors, dtype=np.float16)
         if (win_vectors.shape[1:] != (model.dim,) or len(owners) != len(win_vectors)
                 or (len(owners) and (np.any(np.diff(owners) < 0) or owners[0] < 0
                                      or owners[-1] >= len(papers)))):
             raise ValueError("window vectors must be (n, dim) with ascending owner rows")
-        _write_vectors(gen / WINDOWS, win_vectors.astype(np.float16) if float16 else win_vectors)
+        _write_vectors(gen / WINDOWS, win_vectors)
         _write_vectors(gen / WINDOW_OWNERS, np.asarray(owners, dtype=np.int32))
         files += [WINDOWS, WINDOW_OWNERS]
     if with_lexical:
@@ -607,25 +607,25 @@ def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False)
         if bm25.scores["num_docs"] != count:
             raise IndexCorrupt(f"{gen / BM25_DIR}: {bm25.scores['num_docs']} documents but "
                                f"{MANIFEST} says {count}")
-    windows, window_ptr = _open_windows(gen, manifest, count, dim, dtype)
+    windows, window_ptr = _open_windows(gen, manifest, count, dim)
     return IndexHandle(root, gen, manifest, papers, vectors, index, bm25, windows, window_ptr)
 
 
-def _open_windows(gen: Path, manifest: dict[str, Any], count: int, dim: int, dtype: str):
+def _open_windows(gen: Path, manifest: dict[str, Any], count: int, dim: int):
     info = manifest.get("windows")
     if not info:
         return None, None
     from indexer.windows import pointers
 
     try:
+        n = int(info["count"])
         vectors = np.load(gen / WINDOWS, mmap_mode="r", allow_pickle=False)
         owners = np.load(gen / WINDOW_OWNERS, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise IndexCorrupt(f"{gen / WINDOWS}: unreadable windows ({e})") from None
-    n = int(info["count"])
-    if (vectors.shape != (n, dim) or vectors.dtype != np.dtype(dtype) or owners.shape != (n,)
+    if (vectors.shape != (n, dim) or vectors.dtype != np.float16 or owners.shape != (n,)
             or (n and (owners[0] < 0 or owners[-1] >= count or np.any(np.diff(owners) < 0)))):
         raise IndexCorrupt(f"{gen / WINDOWS}: {vectors.shape} {vectors.dtype} windows with "
-                           f"{owners.shape} owners do not fit {MANIFEST} ({n} windows of "
-                           f"dim {dim}, {dtype}, owners ascending below {count})")
+                           f"{owners.shape} owners do not fit {MANIFEST} ({n} float16 windows "
+                           f"of dim {dim}, owners ascending below {count})")
     return vectors, pointers(owners.astype(np.int64), count)

@@ -133,10 +133,12 @@ def update_index(
         passages = None
         if handle.windows is not None:  # an index with windows keeps them for every paper
             fresh_windows = windows.encode([papers[r] for r in to_encode], encoder, on_progress)
-            if fresh_windows is not None:
-                old = (handle.windows, np.repeat(np.arange(handle.count), np.diff(handle.window_ptr)))
-                passages = windows.merge(old, np.array(to_encode, dtype=np.int64),
-                                         fresh_windows, to_encode)
+            if fresh_windows is None:  # this encoder cannot cut windows: keep the old ones
+                fresh_windows = (np.zeros((0, handle.windows.shape[1]), np.float16),
+                                 np.zeros(0, np.int64))
+            owners = np.repeat(np.arange(handle.count), np.diff(handle.window_ptr))
+            passages = windows.merge((handle.windows, owners), np.array(to_encode, dtype=np.int64),
+                                     fresh_windows, to_encode)
         float16 = handle.manifest.get("vector_dtype") == "float16"
         changed_rows = np.array(sorted(r for r in to_encode if r < handle.count), dtype=np.int64)
         reuse = (handle.faiss_index, handle.manifest["faiss"], vectors, changed_rows, handle.count)

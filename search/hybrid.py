@@ -16,8 +16,8 @@ matches strongly lean on keywords. The model was fit by `bench/fusion.py --fit` 
 queries only (SciFact train, known-item queries of one seed, half of the hand-written
 paraphrases); its held-out figures per query set are in docs/benchmarks.md.
 
-The fused score stays on the 0-1 scale of its parts, so one floor (`RELEVANCE_FLOOR`)
-separates close matches from unrelated papers for every query.
+The fused score stays on the 0-1 scale of its parts. Whether a paper is a close match at
+all is decided on each side's own evidence (`Floor`), not on the weighted sum.
 """
 
 from __future__ import annotations
@@ -31,10 +31,21 @@ import numpy as np
 MODES = ("hybrid", "dense", "bm25")
 METHODS = ("adaptive", "convex", "minmax", "rrf")
 
-# Below this fused (or dense) score a paper is not a close match: the app says "No close
-# matches" and the CLI prints no hits. Chosen in bench/fusion.py from the best score of
-# nonsense and off-topic queries against the scores of the right papers for real ones.
-RELEVANCE_FLOOR = 0.25
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A paper is a close match when its cosine reaches `dense` or its BM25 share (score
+    over the query's ceiling) reaches `bm25`: either side's own evidence, so the floor does
+    not move with the per-query weight."""
+
+    dense: float
+    bm25: float
+
+
+# Set in bench/fusion.py from the best scores that nonsense and off-topic queries reach,
+# against the scores of the right papers for real questions (docs/benchmarks.md).
+RELEVANCE_FLOOR = Floor(dense=0.25, bm25=0.5)
 
 FEATURES = ("terms", "unknown", "question", "idf_mean", "idf_max", "bm25_top", "bm25_gap",
             "dense_top", "dense_gap", "overlap")
@@ -71,6 +82,11 @@ class Fusion:
     dense_weight: float = 0.5
     pool: int = 100
     rrf_k: int = 60
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"fusion method must be one of {', '.join(METHODS)}, "
+                             f"got {self.method!r}")
 
 
 DEFAULT_FUSION = Fusion()

@@ -18,7 +18,7 @@ from indexer.errors import InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id
 from indexer.store import MAP_DIR, IndexHandle, ModelInfo, open_index, read_atlas
 from search import hybrid, spelling
-from search.hybrid import DEFAULT_FUSION, MODES, RELEVANCE_FLOOR, Fusion, fuse, top_rows
+from search.hybrid import DEFAULT_FUSION, MODES, RELEVANCE_FLOOR, Floor, Fusion, fuse, top_rows
 from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, svm
 
 MAX_K = 1000
@@ -29,9 +29,11 @@ SORT_POOL = 100  # "newest" and "upvotes" reorder the 100 (or k) most relevant p
 # related-work judgments (bench/related.py).
 SEED_TERMS = 32
 RELATED_DENSE_WEIGHT = 0.5
-# A spelling correction is taken when the corrected query's best score beats the typed
-# one's by this much (bench/fusion.py: typos and their corrections).
-CORRECTION_MARGIN = 0.05
+# A spelling correction is taken when the corrected query's best cosine beats the typed
+# one's by this much, or when only the corrected query has close matches. Cosine, not the
+# fused score: the typed query's BM25 ceiling leaves its unknown words out, which would
+# flatter whatever known words it has.
+CORRECTION_MARGIN = 0.03
 # A filter keeping at most this many papers is answered by exact inner products over them
 # (about 3 ms at dimension 384); larger sets go through the FAISS index with a bitmap.
 EXACT_AMONG = 20_000
@@ -83,22 +85,24 @@ class Hit:
 class Results:
     """What a search found.
 
-    hits: the papers at or above the relevance floor, best first (or by the sort).
+    hits: the close matches, best first (or by the sort).
     query: the query as searched: the corrected one when a correction was taken.
     typed: the query as typed.
     corrected: True when `query` is a spelling correction of `typed`.
-    floor: the relevance floor applied (0 for none).
-    below_floor: how many candidates scored under the floor and were left out; with no
-        hits, the best of them is `best_below` ("no close matches").
+    floor: the relevance floor applied, or None.
+    below_floor: candidates left out as not close; with no hits and some left out, there
+        were "no close matches".
+    best_dense: the best cosine of any candidate (a typed and a corrected query are
+        compared by it).
     """
 
     hits: list[Hit]
     query: str
     typed: str
     corrected: bool = False
-    floor: float = 0.0
+    floor: Floor | None = None
     below_floor: int = 0
-    best_below: float | None = None
+    best_dense: float = float("-inf")
 
     @property
     def no_close_matches(self) -> bool:
@@ -128,16 +132,18 @@ class Searcher:
         encoder: encodes queries; it must be the model the index was built with. None
             opens the index for `similar` and lookups only.
         fusion: how hybrid search combines its two sides (search/hybrid.py).
-        floor: hits scoring under it are left out ("no close matches"); 0 keeps every
-            candidate (evaluations that measure recall at depth 100). None: the floor
-            measured for the default model (`RELEVANCE_FLOOR`) on an index of that model,
-            none for other models, whose cosines sit on other scales.
-        correct: offer and take spelling corrections of unknown query words.
+        floor: a paper is a close match when its cosine or its BM25 share reaches the
+            floor (`search.hybrid.Floor`); others are left out ("no close matches"). None:
+            the floor measured for the default model (`RELEVANCE_FLOOR`) on an index of
+            that model, none for other models, whose cosines sit on other scales; a
+            number: that floor on both sides; 0: no floor (every candidate, as an
+            evaluation to depth 100 needs).
+        correct: whether `query` takes spelling corrections unless told otherwise.
     """
 
     def __init__(
         self, root: str | Path, encoder: Encoder | None = None, fusion: Fusion = DEFAULT_FUSION,
-        floor: float | None = None, correct: bool = True,
+        floor: Floor | float | None = None, correct: bool = True,
     ) -> None:
         self.encoder = encoder
         self.fusion = fusion
@@ -149,7 +155,9 @@ class Searcher:
         faiss.omp_set_num_threads(1)
         if floor is None:
             floor = RELEVANCE_FLOOR if self.index.model.name == DEFAULT_MODEL else 0.0
-        self.floor = floor
+        if not isinstance(floor, Floor):
+            floor = Floor(float(floor), float(floor))
+        self.floor: Floor | None = floor if floor.dense > 0 or floor.bm25 > 0 else None
         self._lock = threading.Lock()
         self._atlas: tuple[int, Any] | None = None
         self._categories: dict[str, np.ndarray] = {}
@@ -200,8 +208,9 @@ class Searcher:
         sort: str = "relevance",
         mode: str = "hybrid",
     ) -> list[Hit]:
-        """Papers that answer a question, best first (or by `sort`); see `query`."""
-        return self.query(query, k, filters, sort, mode).hits
+        """Papers that answer a question, best first (or by `sort`), the words as given
+        (no spelling correction); see `query`."""
+        return self.query(query, k, filters, sort, mode, correct=False).hits
 
     def query(
         self,
@@ -239,7 +248,8 @@ class Searcher:
         suggestion = self._suggest(typed) if (self.correct if correct is None else correct) else None
         if suggestion is not None:
             fixed = self._query(suggestion, typed, k, filters, sort, mode)
-            if _best(fixed) >= _best(results) + CORRECTION_MARGIN:
+            closer = fixed.best_dense >= results.best_dense + CORRECTION_MARGIN
+            if fixed.hits and (closer or results.no_close_matches or mode == "bm25"):
                 return replace(fixed, corrected=True)
         return results
 
@@ -255,10 +265,10 @@ class Searcher:
 
     def _query(self, text, typed, k, filters, sort, mode) -> Results:
         vector = self.encoder.encode([text])[0] if mode != "bm25" else None
-        floor = self.floor if mode != "bm25" else 0.0
-        hits, dropped, best_below = self._ranked(vector, text, k, filters, sort, mode,
+        floor = self.floor if mode != "bm25" else None
+        hits, dropped, best_dense = self._ranked(vector, text, k, filters, sort, mode,
                                                  floor=floor, report=True)
-        return Results(hits, text, typed, floor=floor, below_floor=dropped, best_below=best_below)
+        return Results(hits, text, typed, floor=floor, below_floor=dropped, best_dense=best_dense)
 
     def similar(
         self, paper_id: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance"
@@ -319,26 +329,29 @@ class Searcher:
         return self._ranked(vector, "", k, filters, "relevance", "dense",
                             exclude=() if exclude_row is None else (exclude_row,))
 
-    def _ranked(self, vector, text, k, filters, sort, mode, exclude=(), seeds=(), floor=0.0,
+    def _ranked(self, vector, text, k, filters, sort, mode, exclude=(), seeds=(), floor=None,
                 report=False):
         """The shared ranking path; `exclude`: rows never returned (the paper `similar`
         starts from, the papers a recommendation starts from); `seeds`: the papers whose
-        text is the BM25 query of "related" mode; `floor`: hits scoring under it are left
-        out. With `report`, returns (hits, candidates under the floor, best of them)."""
+        text is the BM25 query of "related" mode; `floor`: a Floor leaving out candidates
+        that are not close matches. With `report`, returns (hits, candidates left out,
+        best cosine of any candidate)."""
         n = k if sort == "relevance" else max(k, SORT_POOL)
         allowed = None
         if filters is not None and filters.active:
             allowed = self.allowed_rows(filters)
             if len(allowed) == 0:
-                return ([], 0, None) if report else []
+                return ([], 0, float("-inf")) if report else []
         if mode in ("hybrid", "related") and self.index.lexical is None:
             mode = "dense"
         exclude = np.asarray(exclude, dtype=np.int64)
-        rows, scores, sources = self._retrieve(vector, text, n, allowed, mode, exclude, seeds)
-        keep = scores >= floor
-        dropped = int(np.count_nonzero(~keep))
-        best_below = float(scores[~keep].max()) if dropped else None
-        rows, scores = rows[keep], scores[keep]
+        found = self._retrieve(vector, text, n, allowed, mode, exclude, seeds)
+        rows, scores, sources = found.rows, found.scores, found.sources
+        dropped = 0
+        if floor is not None:
+            close = (found.dense >= floor.dense) | (found.bm25 >= floor.bm25)
+            dropped = int(np.count_nonzero(~close))
+            rows, scores = rows[close], scores[close]
         papers = self.index.papers.papers([int(r) for r in rows])
         hits = [Hit(rank=0, score=float(s), paper=papers[int(r)], sources=sources.get(int(r), {}))
                 for r, s in zip(rows, scores, strict=True)]
@@ -347,7 +360,7 @@ class Searcher:
         elif sort == "upvotes":
             hits.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
         hits = [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
-        return (hits, dropped, best_below) if report else hits
+        return (hits, dropped, found.best_dense) if report else hits
 
     @cached_property
     def _dates(self) -> np.ndarray:
@@ -427,11 +440,10 @@ class Searcher:
         top = top[np.argsort(-scores[top], kind="stable")]
         return allowed[top].astype(np.int64), scores[top]
 
-    def _retrieve(self, vector, text, n, allowed, mode, exclude, seeds=()):
-        """(rows, scores, {row: {retriever: rank}}), best first.
-
-        Scores are on a fixed 0-1 scale: cosine (dense), BM25 over the query's ceiling
-        (bm25), their convex combination (hybrid, related)."""
+    def _retrieve(self, vector, text, n, allowed, mode, exclude, seeds=()) -> _Found:
+        """The candidates, best first, with each one's cosine and BM25 share beside its
+        score. Scores are on a fixed 0-1 scale: cosine (dense), BM25 over the query's
+        ceiling (bm25), their convex combination (hybrid, related)."""
         if mode == "dense":
             if self.index.windows is None:
                 rows, scores = self._dense(vector, n, allowed, exclude)
@@ -439,7 +451,9 @@ class Searcher:
                 rows, scores = self._dense(vector, max(n, self.fusion.pool), allowed, exclude)
                 rows, scores = self._with_windows(rows, scores, vector)
                 rows, scores = rows[:n], scores[:n]
-            return rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, start=1)}
+            best = float(scores[0]) if len(scores) else float("-inf")
+            return _Found(rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, 1)},
+                          scores, np.zeros(len(rows)), best)
         retriever = self.index.lexical
         if mode == "related":
             terms = lexical.seed_terms(retriever, self.index.papers.papers(list(seeds)).values(),
@@ -455,7 +469,8 @@ class Searcher:
         pool = max(n, self.fusion.pool)
         b_rows = top_rows(bm25, pool if mode != "bm25" else n, allowed)
         if mode == "bm25":
-            return b_rows, bm25[b_rows], {int(r): {"bm25": i} for i, r in enumerate(b_rows, 1)}
+            return _Found(b_rows, bm25[b_rows], {int(r): {"bm25": i} for i, r in enumerate(b_rows, 1)},
+                          np.zeros(len(b_rows)), bm25[b_rows], float("-inf"))
         d_rows, d_top = self._dense(vector, pool, allowed, exclude)
         union = np.union1d(d_rows, b_rows)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
@@ -478,7 +493,9 @@ class Searcher:
         for name, ranked in (("dense", d_rows), ("bm25", b_rows)):
             for i, r in enumerate(ranked, start=1):
                 sources.setdefault(int(r), {})[name] = i
-        return rows[:n], fused[:n], sources
+        at = np.searchsorted(union, rows[:n])
+        best = float(dense_scores.max()) if len(dense_scores) else float("-inf")
+        return _Found(rows[:n], fused[:n], sources, dense_scores[at], bm25[rows[:n]], best)
 
     def _with_windows(self, rows, whole, vector) -> tuple[np.ndarray, np.ndarray]:
         """Candidates re-scored with their best passage window (indexer/windows.py), best first."""
@@ -496,7 +513,15 @@ class Searcher:
         return row
 
 
-def _best(results: Results) -> float:
-    if results.hits:
-        return max(h.score for h in results.hits)
-    return results.best_below if results.best_below is not None else float("-inf")
+
+@dataclass(frozen=True)
+class _Found:
+    """Candidates from `_retrieve`, best first: rows, scores, which retriever found each at
+    which rank, each one's cosine and BM25 share, and the best cosine of any candidate."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    sources: dict[int, dict[str, int]]
+    dense: np.ndarray
+    bm25: np.ndarray
+    best_dense: float

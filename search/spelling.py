@@ -3,8 +3,9 @@
 The vocabulary is every word of 3-24 letters used by at least two papers of the index, with
 its document frequency (`indexer.lexical.surface_words`, stored with the BM25 arrays). An
 unknown word of four letters or more is replaced by the vocabulary word closest to it by
-Damerau-Levenshtein distance (1 edit for words of 4-5 letters, 2 from 6), the most
-frequent one among equally close words. Whether the correction is *taken* is the searcher's
+optimal-string-alignment distance (edits and adjacent swaps; 1 for words of 4-5 letters,
+2 from 6), the most frequent one among equally close words. At most `MAX_UNKNOWN` words of
+a query are looked up (a pasted paragraph is not a typo). Whether the correction is *taken* is the searcher's
 decision (it must match clearly better than what was typed).
 """
 
@@ -14,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 
 _WORD = re.compile(r"[A-Za-z]+")
+MAX_UNKNOWN = 4
 
 
 def max_edits(word: str) -> int:
@@ -28,18 +30,28 @@ class Speller:
         self._by_length: dict[int, list[str]] = {}
         for w in words:
             self._by_length.setdefault(len(w), []).append(w)
+        self._pools: dict[tuple[int, int], list[str]] = {}
+
+    def _pool(self, length: int, limit: int) -> list[str]:
+        """Vocabulary words within `limit` letters of `length` (built once per length)."""
+        key = (length, limit)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = [w for n in range(length - limit, length + limit + 1)
+                                       for w in self._by_length.get(n, ())]
+        return pool
 
     def closest(self, word: str) -> str | None:
         """The best replacement for an unknown lower-case word, or None."""
         from rapidfuzz import process
-        from rapidfuzz.distance import DamerauLevenshtein
+        from rapidfuzz.distance import OSA
 
         limit = max_edits(word)
         if limit == 0 or word in self.words:
             return None
-        pool = [w for n in range(len(word) - limit, len(word) + limit + 1)
-                for w in self._by_length.get(n, ())]
-        found = process.extract(word, pool, scorer=DamerauLevenshtein.distance,
+        # Optimal string alignment: Damerau-Levenshtein with adjacent transpositions, the
+        # typo that plain edit distance counts twice; 3x faster than full Damerau here.
+        found = process.extract(word, self._pool(len(word), limit), scorer=OSA.distance,
                                 score_cutoff=limit, limit=None)
         if not found:
             return None
@@ -74,14 +86,16 @@ def correct(text: str, words: Mapping[str, int], known: Callable[[str], bool] | 
         return None
     speller = speller_for(words)
     changed = False
+    looked_up = 0
 
     def fix(m: re.Match) -> str:
-        nonlocal changed
+        nonlocal changed, looked_up
         word = m.group(0)
         lower = word.lower()
-        if lower in words or (known is not None and known(lower)):
+        if lower in words or max_edits(lower) == 0 or (known is not None and known(lower)):
             return word
-        replacement = speller.closest(lower)
+        looked_up += 1
+        replacement = speller.closest(lower) if looked_up <= MAX_UNKNOWN else None
         if replacement is None:
             return word
         changed = True

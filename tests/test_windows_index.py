@@ -63,7 +63,12 @@ def test_build_writes_windows_and_search_uses_them(tmp_path, toy_file, small_win
     assert hits[0].id == "2401.00002"
     row = handle.papers.row_of("2401.00002")
     whole = float(np.asarray(handle.vectors[row]) @ enc.encode(["one step image generator"])[0])
-    assert hits[0].score >= whole - 1e-6  # a window can only raise a paper's dense score
+    from indexer import windows
+
+    best = windows.best_window(handle.windows, handle.window_ptr, np.array([row]),
+                               enc.encode(["one step image generator"])[0])[0]
+    assert hits[0].score == pytest.approx(0.3 * whole + 0.7 * max(whole, best), abs=1e-5)
+    assert best > whole  # the window holding the words scores above the whole text
 
 
 def test_build_without_windows_and_with_a_plain_encoder(tmp_path, toy_file, fake_encoder):
@@ -105,3 +110,21 @@ def test_windows_that_do_not_fit_are_refused(tmp_path, toy_file, small_windows):
     with pytest.raises(IndexCorrupt, match="missing"):
         open_index(tmp_path / "ix")
     assert (manifest["windows"]["tokens"], manifest["windows"]["stride"]) == (8, 4)  # as cut
+
+
+def test_update_that_only_refreshes_metadata_keeps_windows(tmp_path, toy_file, small_windows):
+    enc = WindowingEncoder()
+    build_index([toy_file], tmp_path / "ix", enc)
+    before = open_index(tmp_path / "ix")
+    n_windows = len(before.windows)
+    refreshed = write_jsonl(tmp_path / "r.jsonl", [{**TOY[0], "upvotes": 99}])
+    report = update_index([refreshed], tmp_path / "ix", enc)
+    assert report.refreshed == 1 and report.encoded == 0
+    after = open_index(tmp_path / "ix")
+    assert len(after.windows) == n_windows and after.papers.papers([0])[0].upvotes == 99
+
+
+def test_windows_are_stored_in_float16_even_for_float32_vectors(tmp_path, toy_file, small_windows):
+    build_index([toy_file], tmp_path / "ix", WindowingEncoder())
+    handle = open_index(tmp_path / "ix")
+    assert handle.windows.dtype == np.float16 and handle.vectors.dtype == np.float32

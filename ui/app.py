@@ -101,15 +101,15 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
                            "showing papers matching the text instead.")
         with st.spinner("Searching…"):
             results = searcher.query(kind.value, MAX_RESULTS, state.filters, state.sort,
-                                     state.mode, correct=not state.verbatim)
+                                     state.mode, correct=kind.kind == "text" and not state.verbatim)
         if results.corrected:
             st.markdown(f"Showing results for **{render.escape_md(results.query)}**")
             nav_button(f"Search instead for {render.escape_md(results.typed)}",
                        state.with_(verbatim=True, page=1), key="verbatim", type="tertiary")
         if results.no_close_matches:
             hint = " or loosen the filters" if state.filters.active else ""
-            st.info(f"No close matches: the nearest paper scored {results.best_below:.2f}, "
-                    f"below the relevance floor of {results.floor:.2f}. Try other words{hint}.")
+            st.info(f"No close matches for “{render.escape_md(results.query)}”: no paper is near "
+                    f"it in meaning or shares its rarer words. Try other words{hint}.")
             return
         label = "Papers like the pasted abstract" if kind.kind == "abstract" else "Best match first"
         if state.sort != "relevance":

@@ -149,6 +149,10 @@ def search(
     author: AuthorOpt = "",
     sort: SortOpt = "relevance",
     mode: ModeOpt = "hybrid",
+    as_typed: Annotated[bool, typer.Option(
+        "--as-typed", help="Search the words as typed: no spelling correction.")] = False,
+    no_floor: Annotated[bool, typer.Option(
+        "--no-floor", help="Also list papers below the relevance floor.")] = False,
     index: IndexOpt = None,
     model: ModelOpt = None,
 ) -> None:
@@ -171,16 +175,16 @@ def search(
         lines = [q for q in lines if q]
         if not lines:
             raise InvalidQuery(f"{queries}: no queries in file")
-    searcher = open_searcher(Settings.load(index, model))
+    searcher = open_searcher(Settings.load(index, model), floor=not no_floor)
     if query is not None:
-        results = searcher.query(query, k, filters, sort, mode)
+        results = searcher.query(query, k, filters, sort, mode, correct=not as_typed)
         print_notes(results)
         extra = {"corrected": results.query} if results.corrected else {}
         print_hits(results.hits, as_json, extra=extra, empty=results.no_close_matches)
         return
     for line in lines:
         started = time.perf_counter()
-        results = searcher.query(line, k, filters, sort, mode)
+        results = searcher.query(line, k, filters, sort, mode, correct=not as_typed)
         took = (time.perf_counter() - started) * 1000
         if as_json:
             print(json.dumps({"query": line, "took_ms": round(took, 2),

@@ -112,13 +112,14 @@ class ProblemPrinter:
             err.print(f"... and {self.seen - self.limit} more bad lines")
 
 
-def open_searcher(settings, with_model: bool = True):
+def open_searcher(settings, with_model: bool = True, floor: bool = True):
     from indexer.store import read_manifest
     from search import Searcher
 
     read_manifest(settings.index)  # fail on a missing index before loading the model
     # One thread per query encode: measured faster whenever anything else uses a core.
-    return Searcher(settings.index, make_encoder(settings.model, threads=1) if with_model else None)
+    return Searcher(settings.index, make_encoder(settings.model, threads=1) if with_model else None,
+                    floor=None if floor else 0.0)
 
 
 def make_filters(since: str, until: str, category: list[str] | None, author: str):
@@ -140,8 +141,10 @@ def print_notes(results) -> None:
         err.print(Text(f"Showing results for {results.query!r} (searched instead of "
                        f"{results.typed!r})"))
     if results.no_close_matches:
-        err.print(Text(f"No close matches for {results.query!r}: the best paper scored "
-                       f"{results.best_below:.3f}, below the relevance floor {results.floor:.2f}"))
+        f = results.floor
+        err.print(Text(f"No close matches for {results.query!r}: no paper reaches the relevance "
+                       f"floor (cosine {f.dense:.2f} or keyword share {f.bm25:.2f}; --no-floor "
+                       "lists the nearest anyway)"))
 
 
 def print_hits(hits, as_json: bool, heading: str | None = None, extra: dict | None = None,
