@@ -209,6 +209,8 @@ def load_sets(args, encoder) -> tuple[dict, dict, Corpus]:
     ki_test = known_item(papers, 200, seed=3)
     held = {pid for pid, _ in ki_test}
     ki_train = [(pid, q) for pid, q in known_item(papers, 260, seed=101) if pid not in held][:200]
+    arxiv.pairs = {"paraphrase": [(p, q) for p, q in para if not is_train(p)],
+                   "known-item": ki_test}
     train = {"paraphrase": arxiv.queries([(q, {p: 1}) for p, q in para if is_train(p)]),
              "known-item": arxiv.queries([(q, {p: 1}) for p, q in ki_train])}
     test = {"paraphrase": arxiv.queries([(q, {p: 1}) for p, q in para if not is_train(p)]),
@@ -253,6 +255,52 @@ def floor_report(arxiv: Corpus, test: dict, model: dict) -> None:
                   f"nonsense queries with a hit {kept}/{len(nonsense)}")
 
 
+def with_typo(text: str, rng) -> str:
+    """Swap two adjacent inner letters of the query's longest word (a typing slip)."""
+    words = text.split()
+    i = max(range(len(words)), key=lambda j: len(words[j]))
+    w = words[i]
+    if len(w) < 5:
+        return text
+    j = rng.randrange(1, len(w) - 2)
+    words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    return " ".join(words)
+
+
+def typo_report(index: Path, encoder, test: dict, pairs: dict) -> None:
+    """Spelling correction through the Searcher: held-out queries with a typo, searched as
+    typed and with correction; and how often a clean query gets "corrected"."""
+    import random
+
+    from search import Searcher
+
+    searcher = Searcher(index, encoder, floor=0.0)
+    rng = random.Random(5)
+    print("\n| set | queries | as typed MRR@10 | corrected MRR@10 | clean MRR@10 | "
+          "corrections taken (typo / clean) |\n|---|---|---|---|---|---|")
+    for name in ("known-item", "paraphrase"):
+        typo_mrr = fixed_mrr = clean_mrr = 0.0
+        taken_typo = taken_clean = 0
+        items = pairs[name]
+        for pid, text in items:
+            typo = with_typo(text, rng)
+            for q, as_typed in ((typo, True), (typo, False), (text, False)):
+                r = searcher.query(q, k=10, correct=not as_typed)
+                ranked = [h.id for h in r.hits]
+                m = mrr_at(ranked, {pid: 1})
+                if q is typo and as_typed:
+                    typo_mrr += m
+                elif q is typo:
+                    fixed_mrr += m
+                    taken_typo += r.corrected
+                else:
+                    clean_mrr += m
+                    taken_clean += r.corrected
+        n = len(items)
+        print(f"| {name} | {n} | {typo_mrr / n:.3f} | {fixed_mrr / n:.3f} | {clean_mrr / n:.3f} | "
+              f"{taken_typo} / {taken_clean} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True, help="the 80k arXiv index")
@@ -263,6 +311,7 @@ def main() -> None:
     parser.add_argument("--windows", type=Path, help="window vectors of the 80k index "
                         "(bench/windows.py); SciFact's are looked for in --scifact-windows")
     parser.add_argument("--scifact-windows", type=Path)
+    parser.add_argument("--typos", action="store_true", help="also measure spelling correction")
     args = parser.parse_args()
     encoder = SentenceTransformerEncoder(precision="float32")
     started = time.perf_counter()
@@ -300,6 +349,8 @@ def main() -> None:
     print("\nTraining sets:")
     print(table(train, rows))
     floor_report(arxiv, test, model)
+    if args.typos:
+        typo_report(args.index, encoder, test, arxiv.pairs)
 
 
 if __name__ == "__main__":

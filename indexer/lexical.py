@@ -57,12 +57,17 @@ WORDS_FILE = "words.json"
 _WORD = re.compile(r"[a-z]{3,24}")
 
 
-def surface_words(texts: Sequence[str], min_df: int = 2) -> dict[str, int]:
-    """Lower-case words of 3-24 letters and how many texts use each (at least `min_df`)."""
+MAX_WORDS = 300_000
+
+
+def surface_words(texts: Sequence[str], min_df: int = 1, limit: int = MAX_WORDS) -> dict[str, int]:
+    """Lower-case words of 3-24 letters and how many texts use each (at least `min_df`),
+    the `limit` most used. Words of one paper stay: a coined method name is what a
+    known-item search types (and mistypes)."""
     df: Counter[str] = Counter()
     for text in texts:
         df.update(set(_WORD.findall(text.lower())))
-    return {w: n for w, n in df.most_common() if n >= min_df}
+    return {w: n for w, n in df.most_common(limit) if n >= min_df}
 
 
 def build(titles: Sequence[str], abstracts: Sequence[str], settings: dict | None = None):
@@ -158,9 +163,15 @@ def _term_max(retriever, token_id: int) -> float:
 
 def ceiling(retriever, terms: QueryTerms) -> float:
     """The highest BM25 score any document could reach for these terms: the sum of each
-    term's best score in the index. Dividing by it puts BM25 on a fixed 0-1 scale (the
-    share of the query's best possible match), so a weak match stays weak after it."""
-    return sum(_term_max(retriever, t) for t in terms.ids)
+    term's best score in the index, plus, for each word the index has never seen, the
+    score of a word found in one document only (the most any word can add). Dividing by
+    it puts BM25 on a fixed 0-1 scale (the share of the query's best possible match), so a
+    weak match stays weak, and matching one known word of four is not a full match."""
+    known = sum(_term_max(retriever, t) for t in terms.ids)
+    if not terms.unknown:
+        return known
+    n = int(retriever.scores["num_docs"])
+    return known + len(terms.unknown) * math.log(1 + (n - 1 + 0.5) / 1.5)
 
 
 def idf(retriever, terms: QueryTerms) -> np.ndarray:

@@ -53,12 +53,12 @@ FEATURES = ("terms", "unknown", "question", "idf_mean", "idf_max", "bm25_top", "
 # Fit by `python bench/fusion.py --fit` (printed there); standardised features -> logit of
 # "trust meaning", mapped to a dense weight between LOW and HIGH.
 ADAPTIVE = {
-    "low": 0.3,
-    "high": 0.9,
-    "mean": [1.5, 0.05, 0.2, 0.5, 0.7, 0.4, 0.3, 0.6, 0.1, 0.3],
-    "scale": [0.5, 0.15, 0.4, 0.15, 0.15, 0.2, 0.2, 0.1, 0.05, 0.25],
-    "coef": [0.0, 0.0, 0.0, -1.0, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0],
-    "intercept": 0.0,
+    "low": 0.1,
+    "high": 0.95,
+    "mean": [2.1315, 0.0214, 0.0127, 0.4129, 0.753, 0.5797, 0.4094, 0.5752, 0.1214, 0.2845],
+    "scale": [0.4163, 0.0553, 0.1121, 0.0992, 0.196, 0.2032, 0.1646, 0.1054, 0.0712, 0.2201],
+    "coef": [-0.4318, 0.3193, 0.234, 0.1676, -0.6244, -2.7844, -0.468, 0.6, 0.4373, 0.0998],
+    "intercept": -1.2914,
 }
 
 _QUESTION = re.compile(

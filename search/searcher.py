@@ -220,6 +220,7 @@ class Searcher:
         sort: str = "relevance",
         mode: str = "hybrid",
         correct: bool | None = None,
+        floor: bool = True,
     ) -> Results:
         """Papers that answer a question, with what the search did to get them.
 
@@ -228,6 +229,8 @@ class Searcher:
                 "dense" or "bm25". An index built without BM25 answers "hybrid" from the
                 dense side alone.
             correct: take spelling corrections (None: as the searcher was opened).
+            floor: leave out papers below the searcher's relevance floor (False: list the
+                nearest papers whatever their scores).
 
         Only papers at or above the relevance floor are returned ("newest" and "upvotes"
         reorder those). A query word the index has never seen is checked against the
@@ -244,10 +247,10 @@ class Searcher:
             raise InvalidQuery(f"index {self.index.root} has no BM25 part; rebuild it for bm25")
         if mode != "bm25" and self.encoder is None:
             raise InvalidQuery("this searcher was opened without a model; it cannot encode")
-        results = self._query(typed, typed, k, filters, sort, mode)
+        results = self._query(typed, typed, k, filters, sort, mode, floor)
         suggestion = self._suggest(typed) if (self.correct if correct is None else correct) else None
         if suggestion is not None:
-            fixed = self._query(suggestion, typed, k, filters, sort, mode)
+            fixed = self._query(suggestion, typed, k, filters, sort, mode, floor)
             closer = fixed.best_dense >= results.best_dense + CORRECTION_MARGIN
             if fixed.hits and (closer or results.no_close_matches or mode == "bm25"):
                 return replace(fixed, corrected=True)
@@ -263,9 +266,9 @@ class Searcher:
         return spelling.correct(text, lexical.words(retriever),
                                 known=lambda w: lexical.is_known(retriever, w))
 
-    def _query(self, text, typed, k, filters, sort, mode) -> Results:
+    def _query(self, text, typed, k, filters, sort, mode, use_floor=True) -> Results:
         vector = self.encoder.encode([text])[0] if mode != "bm25" else None
-        floor = self.floor if mode != "bm25" else None
+        floor = self.floor if mode != "bm25" and use_floor else None
         hits, dropped, best_dense = self._ranked(vector, text, k, filters, sort, mode,
                                                  floor=floor, report=True)
         return Results(hits, text, typed, floor=floor, below_floor=dropped, best_dense=best_dense)

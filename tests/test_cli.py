@@ -50,7 +50,7 @@ def test_build_reports_bad_lines_and_summary(tmp_path):
 
 @pytest.mark.model
 def test_search_json_and_queries_file(real_index_copy, tmp_path):
-    proc = papersift("search", "scaling laws for weight decay", "-k", 3, "--json",
+    proc = papersift("search", "scaling laws for weight decay", "-k", 3, "--json", "--no-floor",
                      "--index", real_index_copy, check=0)
     hits = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [h["rank"] for h in hits] == [1, 2, 3]
@@ -61,7 +61,7 @@ def test_search_json_and_queries_file(real_index_copy, tmp_path):
 
     queries = tmp_path / "q.txt"
     queries.write_text("rain forecasting\n\nsign language recognition\n")
-    proc = papersift("search", "--queries", queries, "-k", 2, "--json",
+    proc = papersift("search", "--queries", queries, "-k", 2, "--json", "--no-floor",
                      "--index", real_index_copy, check=0)
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["query"] for r in rows] == ["rain forecasting", "sign language recognition"]

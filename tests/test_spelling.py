@@ -47,4 +47,5 @@ def test_surface_words_count_documents_not_occurrences():
     words = lexical.surface_words(["Gaussian gaussian splatting", "Gaussian fields", "ab cd"],
                                   min_df=1)
     assert words["gaussian"] == 2 and words["splatting"] == 1 and "ab" not in words
-    assert lexical.surface_words(["Gaussian once", "gaussian twice"]) == {"gaussian": 2}
+    assert lexical.surface_words(["Gaussian once", "gaussian twice"], min_df=2) == {"gaussian": 2}
+    assert list(lexical.surface_words(["b\u00e4r aaa aaa", "aaa ccc"], limit=1)) == ["aaa"]

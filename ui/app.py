@@ -101,7 +101,8 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
                            "showing papers matching the text instead.")
         with st.spinner("Searching…"):
             results = searcher.query(kind.value, MAX_RESULTS, state.filters, state.sort,
-                                     state.mode, correct=kind.kind == "text" and not state.verbatim)
+                                     state.mode, correct=kind.kind == "text" and not state.verbatim,
+                                     floor=not state.everything)
         if results.corrected:
             st.markdown(f"Showing results for **{render.escape_md(results.query)}**")
             nav_button(f"Search instead for {render.escape_md(results.typed)}",
@@ -110,12 +111,19 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
             hint = " or loosen the filters" if state.filters.active else ""
             st.info(f"No close matches for “{render.escape_md(results.query)}”: no paper is near "
                     f"it in meaning or shares its rarer words. Try other words{hint}.")
+            nav_button("Show the nearest papers anyway", state.with_(everything=True, page=1),
+                       key="everything", type="tertiary")
             return
         label = "Papers like the pasted abstract" if kind.kind == "abstract" else "Best match first"
         if state.sort != "relevance":
             label = (f"The {len(results.hits)} closest matches, "
                      f"{SORT_LABELS[state.sort].lower()} first")
+        if results.below_floor and len(results.hits) < MAX_RESULTS:
+            label += " · only close matches"
         show_results(results.hits, state, label)
+        if results.below_floor and len(results.hits) < MAX_RESULTS:
+            nav_button("Show less close papers too", state.with_(everything=True, page=1),
+                       key="everything", type="tertiary")
     else:
         st.caption("Search by meaning: ask in plain language, filter in the sidebar, "
                    "open a paper to walk through its related work, or explore the map.")

@@ -175,16 +175,18 @@ def search(
         lines = [q for q in lines if q]
         if not lines:
             raise InvalidQuery(f"{queries}: no queries in file")
-    searcher = open_searcher(Settings.load(index, model), floor=not no_floor)
+    searcher = open_searcher(Settings.load(index, model))
     if query is not None:
-        results = searcher.query(query, k, filters, sort, mode, correct=not as_typed)
+        results = searcher.query(query, k, filters, sort, mode, correct=not as_typed,
+                                 floor=not no_floor)
         print_notes(results)
         extra = {"corrected": results.query} if results.corrected else {}
         print_hits(results.hits, as_json, extra=extra, empty=results.no_close_matches)
         return
     for line in lines:
         started = time.perf_counter()
-        results = searcher.query(line, k, filters, sort, mode, correct=not as_typed)
+        results = searcher.query(line, k, filters, sort, mode, correct=not as_typed,
+                                 floor=not no_floor)
         took = (time.perf_counter() - started) * 1000
         if as_json:
             print(json.dumps({"query": line, "took_ms": round(took, 2),

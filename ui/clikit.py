@@ -112,14 +112,13 @@ class ProblemPrinter:
             err.print(f"... and {self.seen - self.limit} more bad lines")
 
 
-def open_searcher(settings, with_model: bool = True, floor: bool = True):
+def open_searcher(settings, with_model: bool = True):
     from indexer.store import read_manifest
     from search import Searcher
 
     read_manifest(settings.index)  # fail on a missing index before loading the model
     # One thread per query encode: measured faster whenever anything else uses a core.
-    return Searcher(settings.index, make_encoder(settings.model, threads=1) if with_model else None,
-                    floor=None if floor else 0.0)
+    return Searcher(settings.index, make_encoder(settings.model, threads=1) if with_model else None)
 
 
 def make_filters(since: str, until: str, category: list[str] | None, author: str):

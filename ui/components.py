@@ -62,7 +62,7 @@ def from_widgets() -> None:
     current: ViewState = ss.get("applied") or ViewState()
     query = " ".join(ss.get("w_query", current.query).split())
     if query != current.query:  # a new question always lands on the search results
-        current = current.with_(view="search", cluster=-1, verbatim=False)
+        current = current.with_(view="search", cluster=-1, verbatim=False, everything=False)
     go(current.with_(
         query=query, author=ss.w_author.strip(), sort=ss.w_sort,
         mode=ss.w_mode,

@@ -1,7 +1,8 @@
 """The app's view state and its URL form, so that any view can be shared and reloaded.
 
 `?q=...&since=...&until=...&cat=cs.CL&cat=cs.LG&author=...&sort=newest&mode=bm25&page=2&paper=ID`
-(`verbatim=1` searches the query as typed, without a spelling correction; `similar=ID`
+(`verbatim=1` searches the query as typed, without a spelling correction; `all=1` lists
+papers below the relevance floor too; `similar=ID`
 lists papers like one paper; `view=explore` the map, with `cluster=N` one
 cluster; `view=lists` the reading lists, with `list=NAME` one list; `like=ID&unlike=ID` the
 papers a "more like these" ranking starts from, `view=more` that ranking). Values from a URL
@@ -44,6 +45,7 @@ class ViewState:
     like: tuple[str, ...] = ()
     unlike: tuple[str, ...] = ()
     verbatim: bool = False  # search the query as typed, without a spelling correction
+    everything: bool = False  # also list papers below the relevance floor
 
     @property
     def filters(self) -> Filters:
@@ -77,6 +79,8 @@ class ViewState:
             params["page"] = str(self.page)
         if self.verbatim:
             params["verbatim"] = "1"
+        if self.everything:
+            params["all"] = "1"
         return params
 
     @classmethod
@@ -113,6 +117,7 @@ class ViewState:
             like=like,
             unlike=tuple(x for x in ids("unlike") if x not in like),
             verbatim=first("verbatim") == "1",
+            everything=first("all") == "1",
         )
 
 
