@@ -330,7 +330,7 @@ def main() -> None:
     if args.fit:
         best = None
         for low in (0.1, 0.2, 0.3, 0.4, 0.5):
-            for high in (0.7, 0.8, 0.85, 0.9, 0.95):
+            for high in (0.7, 0.8, 0.85, 0.9, 0.95, 1.0):
                 m = fit(train, low, high)
                 score, per = train_score(lambda qs, m=m: adaptive_weights(qs, m))
                 print(f"low {low} high {high}: train {score:.4f} {per}")

@@ -45,20 +45,21 @@ class Floor:
 
 # Set in bench/fusion.py from the best scores that nonsense and off-topic queries reach,
 # against the scores of the right papers for real questions (docs/benchmarks.md).
-RELEVANCE_FLOOR = Floor(dense=0.25, bm25=0.5)
+RELEVANCE_FLOOR = Floor(dense=0.40, bm25=0.6)
 
 FEATURES = ("terms", "unknown", "question", "idf_mean", "idf_max", "bm25_top", "bm25_gap",
             "dense_top", "dense_gap", "overlap")
 
-# Fit by `python bench/fusion.py --fit` (printed there); standardised features -> logit of
-# "trust meaning", mapped to a dense weight between LOW and HIGH.
+# Fit by `python bench/fusion.py --index <80k> --fit --scifact-windows DIR` (printed there;
+# docs/benchmarks.md); standardised features -> logit of "trust meaning", mapped to a dense
+# weight between LOW and HIGH.
 ADAPTIVE = {
     "low": 0.1,
-    "high": 0.95,
-    "mean": [2.1315, 0.0214, 0.0127, 0.4129, 0.753, 0.5797, 0.4094, 0.5752, 0.1214, 0.2845],
-    "scale": [0.4163, 0.0553, 0.1121, 0.0992, 0.196, 0.2032, 0.1646, 0.1054, 0.0712, 0.2201],
-    "coef": [-0.4318, 0.3193, 0.234, 0.1676, -0.6244, -2.7844, -0.468, 0.6, 0.4373, 0.0998],
-    "intercept": -1.2914,
+    "high": 1.0,
+    "mean": [2.1008, 0.0198, 0.0126, 0.4119, 0.7483, 0.5701, 0.413, 0.5898, 0.1159, 0.2844],
+    "scale": [0.4293, 0.0525, 0.1117, 0.1009, 0.1993, 0.2251, 0.1696, 0.1082, 0.0684, 0.2282],
+    "coef": [-0.354, -0.4797, 0.2412, 0.2002, -0.7462, -3.1486, -0.5021, 0.5837, 0.6685, 0.0695],
+    "intercept": -1.4255,
 }
 
 _QUESTION = re.compile(

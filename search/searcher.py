@@ -34,6 +34,7 @@ RELATED_DENSE_WEIGHT = 0.5
 # fused score: the typed query's BM25 ceiling leaves its unknown words out, which would
 # flatter whatever known words it has.
 CORRECTION_MARGIN = 0.03
+BM25_CORRECTION_MARGIN = 0.1  # the same in BM25 share (unknown words count in its ceiling)
 # A filter keeping at most this many papers is answered by exact inner products over them
 # (about 3 ms at dimension 384); larger sets go through the FAISS index with a bitmap.
 EXACT_AMONG = 20_000
@@ -92,8 +93,8 @@ class Results:
     floor: the relevance floor applied, or None.
     below_floor: candidates left out as not close; with no hits and some left out, there
         were "no close matches".
-    best_dense: the best cosine of any candidate (a typed and a corrected query are
-        compared by it).
+    best_dense, best_bm25: the best cosine and BM25 share of any candidate (a typed and a
+        corrected query are compared by them).
     """
 
     hits: list[Hit]
@@ -103,6 +104,7 @@ class Results:
     floor: Floor | None = None
     below_floor: int = 0
     best_dense: float = float("-inf")
+    best_bm25: float = 0.0
 
     @property
     def no_close_matches(self) -> bool:
@@ -251,7 +253,8 @@ class Searcher:
         suggestion = self._suggest(typed) if (self.correct if correct is None else correct) else None
         if suggestion is not None:
             fixed = self._query(suggestion, typed, k, filters, sort, mode, floor)
-            closer = fixed.best_dense >= results.best_dense + CORRECTION_MARGIN
+            closer = (fixed.best_dense >= results.best_dense + CORRECTION_MARGIN
+                      or fixed.best_bm25 >= results.best_bm25 + BM25_CORRECTION_MARGIN)
             if fixed.hits and (closer or results.no_close_matches or mode == "bm25"):
                 return replace(fixed, corrected=True)
         return results
@@ -269,9 +272,10 @@ class Searcher:
     def _query(self, text, typed, k, filters, sort, mode, use_floor=True) -> Results:
         vector = self.encoder.encode([text])[0] if mode != "bm25" else None
         floor = self.floor if mode != "bm25" and use_floor else None
-        hits, dropped, best_dense = self._ranked(vector, text, k, filters, sort, mode,
-                                                 floor=floor, report=True)
-        return Results(hits, text, typed, floor=floor, below_floor=dropped, best_dense=best_dense)
+        hits, dropped, found = self._ranked(vector, text, k, filters, sort, mode,
+                                            floor=floor, report=True)
+        return Results(hits, text, typed, floor=floor, below_floor=dropped,
+                       best_dense=found.best_dense, best_bm25=found.best_bm25)
 
     def similar(
         self, paper_id: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance"
@@ -338,13 +342,13 @@ class Searcher:
         starts from, the papers a recommendation starts from); `seeds`: the papers whose
         text is the BM25 query of "related" mode; `floor`: a Floor leaving out candidates
         that are not close matches. With `report`, returns (hits, candidates left out,
-        best cosine of any candidate)."""
+        the `_Found` they came from)."""
         n = k if sort == "relevance" else max(k, SORT_POOL)
         allowed = None
         if filters is not None and filters.active:
             allowed = self.allowed_rows(filters)
             if len(allowed) == 0:
-                return ([], 0, float("-inf")) if report else []
+                return ([], 0, _Found.none()) if report else []
         if mode in ("hybrid", "related") and self.index.lexical is None:
             mode = "dense"
         exclude = np.asarray(exclude, dtype=np.int64)
@@ -363,7 +367,7 @@ class Searcher:
         elif sort == "upvotes":
             hits.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
         hits = [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
-        return (hits, dropped, found.best_dense) if report else hits
+        return (hits, dropped, found) if report else hits
 
     @cached_property
     def _dates(self) -> np.ndarray:
@@ -456,7 +460,7 @@ class Searcher:
                 rows, scores = rows[:n], scores[:n]
             best = float(scores[0]) if len(scores) else float("-inf")
             return _Found(rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, 1)},
-                          scores, np.zeros(len(rows)), best)
+                          scores, np.zeros(len(rows)), best, 0.0)
         retriever = self.index.lexical
         if mode == "related":
             terms = lexical.seed_terms(retriever, self.index.papers.papers(list(seeds)).values(),
@@ -473,7 +477,8 @@ class Searcher:
         b_rows = top_rows(bm25, pool if mode != "bm25" else n, allowed)
         if mode == "bm25":
             return _Found(b_rows, bm25[b_rows], {int(r): {"bm25": i} for i, r in enumerate(b_rows, 1)},
-                          np.zeros(len(b_rows)), bm25[b_rows], float("-inf"))
+                          np.zeros(len(b_rows)), bm25[b_rows], float("-inf"),
+                          float(bm25[b_rows[0]]) if len(b_rows) else 0.0)
         d_rows, d_top = self._dense(vector, pool, allowed, exclude)
         union = np.union1d(d_rows, b_rows)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
@@ -498,7 +503,8 @@ class Searcher:
                 sources.setdefault(int(r), {})[name] = i
         at = np.searchsorted(union, rows[:n])
         best = float(dense_scores.max()) if len(dense_scores) else float("-inf")
-        return _Found(rows[:n], fused[:n], sources, dense_scores[at], bm25[rows[:n]], best)
+        return _Found(rows[:n], fused[:n], sources, dense_scores[at], bm25[rows[:n]], best,
+                      float(bm25[b_rows[0]]) if len(b_rows) else 0.0)
 
     def _with_windows(self, rows, whole, vector) -> tuple[np.ndarray, np.ndarray]:
         """Candidates re-scored with their best passage window (indexer/windows.py), best first."""
@@ -528,3 +534,9 @@ class _Found:
     dense: np.ndarray
     bm25: np.ndarray
     best_dense: float
+    best_bm25: float
+
+    @classmethod
+    def none(cls) -> _Found:
+        empty = np.zeros(0)
+        return cls(empty.astype(np.int64), empty, {}, empty, empty, float("-inf"), 0.0)

@@ -143,9 +143,11 @@ def real_index_copy(tmp_path, real_index) -> Path:
 
 @pytest.fixture(scope="session")
 def bundled_index(tmp_path_factory, real_encoder) -> Path:
-    """All 2,000 bundled papers with the real packaged model, built once per session."""
+    """All 2,000 bundled papers with the real packaged model, built once per session
+    (whole-abstract vectors only: windows would double the build, and `real_index` has
+    them)."""
     from indexer.build import build_index
 
     root = tmp_path_factory.mktemp("bundled") / "index"
-    build_index([BUNDLED], root, real_encoder)
+    build_index([BUNDLED], root, real_encoder, with_windows=False)
     return root
