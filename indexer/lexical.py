@@ -108,8 +108,9 @@ def load(folder: Path):
         found = {}  # written before the vocabulary existed: no spelling suggestions
     except UnicodeDecodeError as e:
         raise ValueError(f"{folder / WORDS_FILE}: {e}") from None
-    if not isinstance(found, dict):
-        raise ValueError(f"{folder / WORDS_FILE}: not a word -> frequency object")
+    if not isinstance(found, dict) or not all(
+            isinstance(w, str) and type(n) is int for w, n in found.items()):
+        raise ValueError(f"{folder / WORDS_FILE}: not a word -> document frequency object")
     retriever.words = found
     return retriever
 

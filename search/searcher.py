@@ -255,7 +255,9 @@ class Searcher:
             fixed = self._query(suggestion, typed, k, filters, sort, mode, floor)
             closer = (fixed.best_dense >= results.best_dense + CORRECTION_MARGIN
                       or fixed.best_bm25 >= results.best_bm25 + BM25_CORRECTION_MARGIN)
-            if fixed.hits and (closer or results.no_close_matches or mode == "bm25"):
+            # never a correction that moves the meaning away ("genome" -> "become")
+            not_farther = mode == "bm25" or fixed.best_dense >= results.best_dense
+            if fixed.hits and not_farther and (closer or results.no_close_matches):
                 return replace(fixed, corrected=True)
         return results
 

@@ -1,12 +1,13 @@
 """"Did you mean": correcting query words the index has never seen, from its own vocabulary.
 
-The vocabulary is every word of 3-24 letters used by at least two papers of the index, with
-its document frequency (`indexer.lexical.surface_words`, stored with the BM25 arrays). An
-unknown word of four letters or more is replaced by the vocabulary word closest to it by
-optimal-string-alignment distance (edits and adjacent swaps; 1 for words of 4-5 letters,
-2 from 6), the most frequent one among equally close words. At most `MAX_UNKNOWN` words of
-a query are looked up (a pasted paragraph is not a typo). Whether the correction is *taken* is the searcher's
-decision (it must match clearly better than what was typed).
+The vocabulary is every word of 3-24 letters in the index's papers (the 300,000 most used),
+with its document frequency (`indexer.lexical.surface_words`, stored with the BM25 arrays).
+An unknown word of four letters or more is replaced by the vocabulary word closest to it by
+optimal-string-alignment distance (edits and adjacent swaps; 1 for words of 4-5 letters, 2
+from 6) that keeps its first letter, the most frequent one among equally close words. At
+most `MAX_UNKNOWN` words of a query are looked up (a pasted paragraph is not a typo).
+Whether the correction is *taken* is the searcher's decision (it must match clearly
+better, and never farther in meaning, than what was typed).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Speller:
         # typo that plain edit distance counts twice; 3x faster than full Damerau here.
         found = process.extract(word, self._pool(len(word), limit), scorer=OSA.distance,
                                 score_cutoff=limit, limit=None)
+        # Typos rarely hit the first letter; replacements that change it turn real words
+        # the index lacks into unrelated ones ("murder" -> "under", "vaccine" -> "machine").
+        found = [m for m in found if m[0][0] == word[0]]
         if not found:
             return None
         best = min(found, key=lambda m: (m[1], -self.words[m[0]], m[0]))
@@ -99,7 +103,7 @@ def correct(text: str, words: Mapping[str, int], known: Callable[[str], bool] | 
         if replacement is None:
             return word
         changed = True
-        return replacement
+        return replacement.capitalize() if word[0].isupper() else replacement
 
     fixed = _WORD.sub(fix, text)
     return fixed if changed else None

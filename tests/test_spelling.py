@@ -14,7 +14,7 @@ VOCAB = {"gaussian": 40, "splatting": 30, "splitting": 5, "diffusion": 90, "dist
     ("gausian spaltting", "gaussian splatting"),      # deletion and transposition
     ("difusion distilation", "diffusion distillation"),
     ("retreival augmented generation", "retrieval augmented generation"),
-    ("Transfromer attention", "transformer attention"),
+    ("Transfromer attention", "Transformer attention"),  # the typed capital stays
 ])
 def test_corrects_unknown_words(typed, fixed):
     assert correct(typed, VOCAB) == fixed
@@ -25,6 +25,25 @@ def test_known_words_and_short_words_are_kept():
     assert correct("one step model", VOCAB) is None
     assert correct("xyz abc", VOCAB) is None  # three letters: never corrected
     assert max_edits("abcd") == 1 and max_edits("abcdef") == 2 and max_edits("abc") == 0
+
+
+def test_real_words_are_not_turned_into_other_words_with_another_first_letter():
+    vocab = {"under": 500, "machine": 300, "become": 200, "models": 100}
+    assert correct("murder", vocab) is None      # not "under"
+    assert correct("vaccine", vocab) is None     # not "machine"
+    assert correct("genome", vocab) is None      # not "become"
+
+
+def test_a_vocabulary_of_the_wrong_shape_is_refused(tmp_path):
+    from indexer.lexical import WORDS_FILE, load
+
+    r = lexical.build(["graph networks", "graph models"], ["message passing", "more graphs"])
+    lexical.save(r, tmp_path)
+    assert load(tmp_path).words["graph"] == 2
+    for bad in ('{"attention": "x"}', '["a", "b"]', '{"a": 1.5}'):
+        (tmp_path / WORDS_FILE).write_text(bad)
+        with pytest.raises(ValueError, match="document frequency"):
+            load(tmp_path)
 
 
 def test_far_words_are_not_replaced():

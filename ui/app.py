@@ -109,7 +109,7 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
                        state.with_(verbatim=True, page=1), key="verbatim", type="tertiary")
         if results.no_close_matches:
             hint = " or loosen the filters" if state.filters.active else ""
-            st.info(f"No close matches for “{render.escape_md(results.query)}”: no paper is near "
+            st.info(f"No close matches for “{render.escape_md(results.query[:120])}”: no paper is near "
                     f"it in meaning or shares its rarer words. Try other words{hint}.")
             nav_button("Show the nearest papers anyway", state.with_(everything=True, page=1),
                        key="everything", type="tertiary")

@@ -191,6 +191,7 @@ def search(
         if as_json:
             print(json.dumps({"query": line, "took_ms": round(took, 2),
                               "corrected": results.query if results.corrected else None,
+                              "no_close_matches": results.no_close_matches,
                               "hits": [h.to_dict() for h in results.hits]}, ensure_ascii=False))
         else:
             print_notes(results)
@@ -222,6 +223,19 @@ def similar(
     print_hits(searcher.similar(paper, k, filters, sort), as_json, heading=heading)
 
 
+def window_line(manifest: dict) -> str:
+    """The passage windows as `info` describes them (a hand-edited entry stays one line)."""
+    w = manifest.get("windows")
+    if not w:
+        return "none (build --windows adds them)"
+    try:
+        count = int(w["count"])
+        return (f"{count:,} passages of {int(w['tokens'])} tokens every {int(w['stride'])} "
+                f"({count / max(1, int(manifest['count'])):.2f} per paper)")
+    except (KeyError, TypeError, ValueError):
+        return f"unreadable manifest entry {str(w)[:80]!r}"
+
+
 @app.command()
 def info(
     index: IndexOpt = None,
@@ -250,9 +264,7 @@ def info(
         "lexical     " + (f"BM25 ({m['lexical']['method']}, k1 {m['lexical']['k1']}, b "
                           f"{m['lexical']['b']}, title x{m['lexical']['title_weight']}, stemmed)"
                           if m.get("lexical") else "none (rebuild to enable hybrid search)"),
-        "windows     " + (f"{m['windows']['count']:,} passages of {m['windows']['tokens']} tokens "
-                          f"every {m['windows']['stride']} ({m['windows']['count'] / max(1, m['count']):.2f}"
-                          " per paper)" if m.get("windows") else "none (build --windows adds them)"),
+        "windows     " + window_line(m),
         f"size        {human_size(handle.size_bytes())} in {len(m['files'])} files"
         + (" (sha256 verified)" if verify else ""),
     ]

@@ -134,14 +134,18 @@ def authors_short(authors, limit: int = 2) -> str:
     return shown + (f" +{len(authors) - limit} more" if len(authors) > limit else "")
 
 
+def short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def print_notes(results) -> None:
     """What the search did, on stderr: a spelling correction taken, or no close matches."""
     if results.corrected:
-        err.print(Text(f"Showing results for {results.query!r} (searched instead of "
-                       f"{results.typed!r})"))
+        err.print(Text(f"Showing results for {short(results.query)!r} (searched instead of "
+                       f"{short(results.typed)!r})"))
     if results.no_close_matches:
         f = results.floor
-        err.print(Text(f"No close matches for {results.query!r}: no paper reaches the relevance "
+        err.print(Text(f"No close matches for {short(results.query)!r}: no paper reaches the relevance "
                        f"floor (cosine {f.dense:.2f} or keyword share {f.bm25:.2f}; --no-floor "
                        "lists the nearest anyway)"))
 
