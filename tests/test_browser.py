@@ -126,6 +126,9 @@ def test_question_paper_related_filter_reload_and_back(page, server):
     # the unfiltered best match is not in cs.LG: wait for the filtered list to replace it
     playwright.expect(cards.first).not_to_contain_text("Distillation and Refinement",
                                                        timeout=60_000)
+    playwright.expect(cards.first).to_be_visible(timeout=60_000)  # the close matches
+    page.locator("[class*='st-key-everything'] button").click()  # "Show less close papers too"
+    page.wait_for_url("**all=1**")
     playwright.expect(cards).to_have_count(20, timeout=60_000)  # a full first page
     titles = cards.all_inner_texts()
     page.screenshot(path=ARTIFACTS / "filtered.png")
