@@ -256,7 +256,7 @@ class Searcher:
             closer = (fixed.best_dense >= results.best_dense + CORRECTION_MARGIN
                       or fixed.best_bm25 >= results.best_bm25 + BM25_CORRECTION_MARGIN)
             # never a correction that moves the meaning away ("genome" -> "become")
-            not_farther = mode == "bm25" or fixed.best_dense >= results.best_dense
+            not_farther = mode == "bm25" or fixed.best_dense >= results.best_dense - CORRECTION_MARGIN
             if fixed.hits and not_farther and (closer or results.no_close_matches):
                 return replace(fixed, corrected=True)
         return results
