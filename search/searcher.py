@@ -29,10 +29,10 @@ SORT_POOL = 100  # "newest" and "upvotes" reorder the 100 (or k) most relevant p
 # related-work judgments (bench/related.py).
 SEED_TERMS = 32
 RELATED_DENSE_WEIGHT = 0.5
-# A spelling correction is taken when the corrected query's best cosine beats the typed
-# one's by this much, or when only the corrected query has close matches. Cosine, not the
-# fused score: the typed query's BM25 ceiling leaves its unknown words out, which would
-# flatter whatever known words it has.
+# A spelling correction is taken when the corrected query's best cosine (or best BM25
+# share) beats the typed one's by this margin, or when only the corrected query has close
+# matches; never when its best cosine is more than CORRECTION_MARGIN lower. Each side is
+# compared on its own fixed scale, not through the per-query fused score.
 CORRECTION_MARGIN = 0.03
 BM25_CORRECTION_MARGIN = 0.1  # the same in BM25 share (unknown words count in its ceiling)
 # A filter keeping at most this many papers is answered by exact inner products over them
@@ -484,10 +484,12 @@ class Searcher:
         d_rows, d_top = self._dense(vector, pool, allowed, exclude)
         union = np.union1d(d_rows, b_rows)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
-        if self.index.windows is not None:
-            d_rows, d_top = self._with_windows(d_rows, d_top, vector)
+        if self.index.windows is not None:  # one window pass over the union serves both
             dense_scores = windows.combine(dense_scores, windows.best_window(
                 self.index.windows, self.index.window_ptr, union, vector))
+            d_top = dense_scores[np.searchsorted(union, d_rows)]
+            order = np.argsort(-d_top, kind="stable")
+            d_rows, d_top = d_rows[order], d_top[order]
         weight = None  # "convex", "minmax", "rrf": as the Fusion says
         if mode == "related":
             weight = RELATED_DENSE_WEIGHT
