@@ -6,6 +6,7 @@ reason) for every bad one, so the caller decides whether to skip or stop.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -33,8 +34,12 @@ class Problem:
 
 
 def _open(path: Path) -> IO[bytes]:
-    if not path.is_file():
+    if path.is_dir():
+        raise PapersiftError(f"{path} is a directory: give the paper files in it")
+    if not path.exists():
         raise PapersiftError(f"{path}: no such file")
+    if not path.is_file():
+        raise PapersiftError(f"{path}: not a regular file")
     raw = path.open("rb")
     return gzip.GzipFile(fileobj=raw) if path.name.endswith(".gz") else raw
 
@@ -48,7 +53,8 @@ def read_papers(path: str | Path) -> Iterator[Paper | Problem]:
     """Yield papers and problems from one input file, in file order.
 
     Raises:
-        PapersiftError: the file is missing, is not UTF-8 (CSV) or is a damaged gzip.
+        PapersiftError: the file is missing or a directory, is not UTF-8 (CSV), has a CSV
+            header that never closes its quote, or is a damaged gzip.
     """
     path = Path(path)
     reader = _read_csv if _is_csv(path) else _read_jsonl
@@ -61,6 +67,8 @@ def read_papers(path: str | Path) -> Iterator[Paper | Problem]:
 
 def _read_jsonl(path: Path, stream: IO[bytes]) -> Iterator[Paper | Problem]:
     for number, raw in enumerate(stream, start=1):
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
         if not raw.strip():
             continue
         try:
@@ -71,18 +79,57 @@ def _read_jsonl(path: Path, stream: IO[bytes]) -> Iterator[Paper | Problem]:
         except json.JSONDecodeError as e:
             yield Problem(str(path), number, f"invalid JSON ({e.msg} at column {e.colno})")
             continue
+        except ValueError:  # Python refuses integers of more than 4,300 digits
+            yield Problem(str(path), number, "invalid JSON (a number of more than 4,300 digits)")
+            continue
+        except RecursionError:
+            yield Problem(str(path), number, "JSON nested too deeply")
+            continue
         yield _paper_or_problem(path, number, record)
 
 
+class _Lines:
+    """The lines of a text stream for `csv`, noting each row's first line and the end.
+
+    `csv` reads past the last line only inside a quoted cell that is never closed; it then
+    returns the rest of the file as one cell, silently. `exhausted` tells that apart.
+    """
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self.number = 0
+        self.row_start = 0  # the first non-blank line of the row being read
+        self.exhausted = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._text)
+        except StopIteration:
+            self.exhausted = True
+            raise
+        self.number += 1
+        if not self.row_start and line not in ("\n", "\r\n", "\r"):
+            self.row_start = self.number
+        return line
+
+
 def _read_csv(path: Path, stream: IO[bytes]) -> Iterator[Paper | Problem]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    lines = _Lines(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
     try:
-        rows = csv.DictReader(text)
+        rows = csv.DictReader(lines)
         if rows.fieldnames is None:
             return
-        end = rows.line_num
+        if lines.exhausted:
+            raise PapersiftError(f"{path}:1: the header row opens a quote that is never closed")
         for row in rows:
-            start, end = end + 1, rows.line_num  # a quoted cell may span several lines
+            start, lines.row_start = lines.row_start, 0  # a quoted cell may span several lines
+            if lines.exhausted:
+                yield Problem(str(path), start, "a quote opened in this row is never closed: "
+                              f"lines {start}-{lines.number} (the rest of the file) not read")
+                return
             record = {k: (v if v != "" else None) for k, v in row.items() if k is not None}
             if None in row:
                 yield Problem(str(path), start, "more cells than header columns")
