@@ -251,6 +251,7 @@ def compute(vectors: np.ndarray, texts: Sequence[str], *, seed: int = SEED,
     step = on_step or (lambda _: None)
     timings = {}
     started = time.perf_counter()
+    asked_k = k
     k = k or cluster_count(len(vectors))
     step(f"clustering {len(vectors):,} papers into {k} topics")
     clusters = clusters_of(vectors, k, seed)
@@ -264,27 +265,50 @@ def compute(vectors: np.ndarray, texts: Sequence[str], *, seed: int = SEED,
     step("laying out the map")
     coords, used = layout(vectors, seed, method)
     timings["layout_s"] = round(time.perf_counter() - t, 2)
-    info = {"method": used, "seed": seed, "clusters": k, "count": len(vectors), **timings,
+    info = {"method": used, "seed": seed, "clusters": k, "count": len(vectors),
+            "asked": {"clusters": asked_k, "method": method}, **timings,
             "seconds": round(time.perf_counter() - started, 2)}
     return Atlas(coords, clusters, labels, terms, info)
 
 
 def map_index(root, *, seed: int = SEED, method: str = "auto", k: int | None = None,
               on_step: Callable[[str], None] | None = None) -> tuple[object, Atlas]:
-    """Compute the map of the index at `root` and store it in its current generation."""
+    """Compute the map of the index at `root` and serve it in a new generation (the other
+    files hard-linked from the served one, which is verified first and never changed)."""
     from pathlib import Path
 
-    from indexer.store import open_index, writer_lock
+    from indexer.store import derive_generation, open_index, writer_lock
 
     root = Path(root)
     with writer_lock(root):
-        handle = open_index(root)
+        handle = open_index(root, verify=True)
         try:
-            atlas = map_generation(handle.generation, handle.vectors, handle.papers.all_papers(),
-                                   seed=seed, method=method, k=k, on_step=on_step)
+            atlas = compute(handle.vectors, [p.text for p in handle.papers.all_papers()],
+                            seed=seed, method=method, k=k, on_step=on_step)
+            gen = derive_generation(root, handle, atlas)
         finally:
-            handle.papers.close()
-    return handle.generation, atlas
+            handle.close()
+    return gen, atlas
+
+
+def options(manifest: dict | None, gen=None) -> dict:
+    """The map options a generation's map was asked with (seed, method, k), so updates
+    and rebuilds keep the user's choice; {} when it has no map."""
+    entry = (manifest or {}).get("map")
+    if entry is None and gen is not None:  # a generation written before the manifest said
+        try:
+            import json
+
+            info = json.loads((gen / "map" / "atlas.json").read_text()).get("info", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return {"seed": int(info.get("seed", SEED))}
+    if not entry:
+        return {}
+    found = {"seed": int(entry.get("seed") or SEED), "method": entry.get("method") or "auto"}
+    if entry.get("clusters"):
+        found["k"] = int(entry["clusters"])
+    return found
 
 
 def map_generation(gen, vectors: np.ndarray, papers: Sequence, *, seed: int = SEED,

@@ -17,7 +17,7 @@ from indexer.store import (
     IMPORTED,
     MAP_DIR,
     ModelInfo,
-    current_generation,
+    read_manifest,
     remove_leftovers,
     write_generation,
     writer_lock,
@@ -128,6 +128,20 @@ def _imported(paths, vectors_path: Path, on_problem) -> tuple[list[Paper], np.nd
     return [records[i] for i in keep], vectors[keep], len(records) - len(keep)
 
 
+def _served_map_options(root: Path) -> dict | None:
+    """The map options of the served generation (None when it has no map, or when there
+    is no sound served generation: a build over a damaged index starts afresh)."""
+    from indexer import atlas
+
+    try:
+        gen, manifest = read_manifest(root)
+    except PapersiftError:
+        return None
+    if not (gen / MAP_DIR).is_dir():
+        return None
+    return atlas.options(manifest, gen)
+
+
 def build_index(
     paths: Sequence[str | Path],
     root: str | Path,
@@ -175,17 +189,19 @@ def build_index(
             passages = windows.encode(papers, encoder, on_progress)
         before_switch = None
         map_seconds: list[float] = []
+        map_options = _served_map_options(root)
         if with_map is None:
-            served = current_generation(root)
-            with_map = served is not None and (served / MAP_DIR).is_dir()
+            with_map = map_options is not None
         if with_map:
             from indexer.atlas import map_generation
 
             def before_switch(new_gen: Path) -> None:
-                map_seconds.append(map_generation(new_gen, vectors, papers).info["seconds"])
+                atlas = map_generation(new_gen, vectors, papers, **(map_options or {}))
+                map_seconds.append(atlas.info["seconds"])
 
         gen = write_generation(root, papers, vectors, model, index_type, float16,
-                               before_switch=before_switch, windows=passages)
+                               before_switch=before_switch, windows=passages,
+                               vectors_name=Path(vectors_path).name if vectors_path else None)
     size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return BuildReport(
         papers=len(papers),

@@ -115,6 +115,23 @@ def load(folder: Path):
     return retriever
 
 
+def check(retriever, count: int, folder: Path) -> None:
+    """Cheap structural checks of a loaded BM25 index (no pass over its postings): a
+    damaged file is refused here rather than failing inside a search."""
+    from indexer.errors import IndexCorrupt
+
+    s = retriever.scores
+    data, indices, indptr = s.get("data"), s.get("indices"), s.get("indptr")
+    vocabulary = len(getattr(retriever, "vocab_dict", None) or {})
+    if s.get("num_docs") != count:
+        raise IndexCorrupt(f"{folder}: {s.get('num_docs')} documents but the manifest says {count}")
+    if (data is None or indices is None or indptr is None or data.shape != indices.shape
+            or indptr.ndim != 1 or len(indptr) not in (vocabulary, vocabulary + 1)
+            or (len(indptr) and (int(indptr[0]) != 0 or int(indptr[-1]) != len(indices)))):
+        raise IndexCorrupt(f"{folder}: postings arrays do not agree with each other or with "
+                           f"the {vocabulary:,}-word vocabulary; build the index again")
+
+
 def words(retriever) -> dict[str, int]:
     """The spelling vocabulary ({} for an index written before it existed)."""
     return getattr(retriever, "words", None) or {}

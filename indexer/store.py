@@ -17,15 +17,20 @@ An index is a folder::
         windows.npy        optional: passage-window vectors (indexer/windows.py), float16;
                            window_owners.npy (int32, ascending) names the row of each
                            window's paper
-        manifest.json      schema, versions, model name + weights hash, dim, metric, count,
-                           FAISS description, each file's size and sha256 (written last)
         map/               optional (`papersift map`, kept by updates): coords.npy (n, 2),
-                           clusters.npy (n,), atlas.json (labels, terms, method, seed and
-                           each file's size); replaced whole by a directory rename
+                           clusters.npy (n,), atlas.json (labels, terms, method, seed)
+        manifest.json      schema, versions, model name + weights hash, dim, metric, count,
+                           FAISS description, the build choices (`build`: index type asked,
+                           float16, windows, imported vectors; `map`: clusters, method,
+                           seed as asked), each file's size and sha256 (written last)
 
-A writer builds a new generation beside the served one and switches `CURRENT` last, so a
-process killed at any point leaves the previous generation serving. The next writer
-removes leftovers (any generation that `CURRENT` does not name).
+Generations are never changed once written: a new map is a new generation whose other
+files are hard links to the served one's (`derive_generation`). A writer builds a new
+generation beside the served one and switches `CURRENT` last, so a process killed at any
+point leaves the previous generation serving. Every reader holds a lease on the generation
+it opened (a shared flock on its folder, `IndexHandle.close` releases it); writers remove
+leftovers (generations `CURRENT` does not name) that nobody leases, and a reader that
+lets go of a superseded generation removes it if it was the last one holding it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import secrets
 import shutil
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +56,13 @@ import faiss
 import numpy as np
 
 from indexer import __version__, ann, lexical
-from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch
+from indexer.errors import (
+    IndexCorrupt,
+    IndexLocked,
+    IndexNotFound,
+    ModelMismatch,
+    PapersiftError,
+)
 from indexer.records import Paper
 
 SCHEMA_VERSION = 2
@@ -138,18 +150,52 @@ def _write_atomic(path: Path, data: bytes) -> None:
     _fsync_path(path.parent)
 
 
+_HELD: dict[tuple[Path, int], int] = {}  # (index folder, thread) holding its write lock
+_HELD_LOCK = threading.Lock()
+
+
+def check_folder(root: Path) -> None:
+    """Refuse an index location that exists but is not a folder (one line, no traceback)."""
+    if root.exists() and not root.is_dir():
+        raise IndexNotFound(f"{root} is a file, not an index folder")
+
+
 @contextlib.contextmanager
 def writer_lock(root: Path) -> Iterator[None]:
-    """Hold the index's write lock; a second writer is refused at once."""
+    """Hold the index's write lock; a second writer is refused at once.
+
+    Re-entrant within a thread: `update --from` takes it before fetching and the update
+    itself takes it again. Another thread or process is refused.
+    """
+    root = Path(root)
+    check_folder(root)
+    key = (root.resolve(), threading.get_ident())
+    with _HELD_LOCK:
+        if key in _HELD:
+            _HELD[key] += 1
+            held = True
+        else:
+            held = False
+    if held:
+        try:
+            yield
+        finally:
+            with _HELD_LOCK:
+                _HELD[key] -= 1
+        return
     root.mkdir(parents=True, exist_ok=True)
     with (root / LOCK).open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise IndexLocked(f"{root}: another papersift process is writing this index") from None
+        with _HELD_LOCK:
+            _HELD[key] = 1
         try:
             yield
         finally:
+            with _HELD_LOCK:
+                del _HELD[key]
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -158,30 +204,136 @@ def fetch_dir(root: Path) -> Path:
     return Path(root) / FETCHED
 
 
-def current_generation(root: Path) -> Path | None:
-    """The generation folder `CURRENT` names, or None when there is none."""
+def generations(root: Path) -> list[Path]:
+    """The complete generation folders (with a manifest) under `root`, newest first."""
     try:
-        name = (root / CURRENT).read_text().strip()
+        children = list(Path(root).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = [c for c in children if _GEN_NAME.match(c.name) and (c / MANIFEST).is_file()]
+    return sorted(found, key=lambda c: c.name, reverse=True)
+
+
+def _recovery_hint(root: Path) -> str:
+    found = generations(root)
+    if not found:
+        return "no complete generation folder is left; build the index again"
+    names = ", ".join(g.name for g in found[:3]) + (f" and {len(found) - 3} more"
+                                                    if len(found) > 3 else "")
+    return (f"generation folders found: {names}; run `papersift repair --index {root}` to "
+            "serve the newest sound one, or build the index again")
+
+
+def current_generation(root: Path) -> Path | None:
+    """The generation folder `CURRENT` names, or None when there is no `CURRENT` file.
+
+    Raises IndexCorrupt for a `CURRENT` that is empty, not UTF-8 or names no generation.
+    """
+    path = root / CURRENT
+    try:
+        name = path.read_bytes().decode("utf-8").strip()
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise IndexCorrupt(f"{path}: not UTF-8 text; {_recovery_hint(root)}") from None
+    except OSError as e:
+        raise IndexCorrupt(f"{path}: unreadable ({e.strerror}); {_recovery_hint(root)}") from None
+    if not name:
+        raise IndexCorrupt(f"{path}: empty; {_recovery_hint(root)}")
     if not _GEN_NAME.match(name):
-        raise IndexCorrupt(f"{root / CURRENT}: names {name!r}, which is not a generation")
+        raise IndexCorrupt(f"{path}: names {name[:80]!r}, which is not a generation; "
+                           f"{_recovery_hint(root)}")
     return root / name
 
 
+def _try_exclusive(folder: Path) -> int | None:
+    """An fd holding an exclusive flock on `folder`, or None when a reader leases it
+    (or it is gone)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _remove_unleased(folder: Path) -> bool:
+    """Delete a generation folder unless a reader leases it; True when it was removed."""
+    if not folder.is_dir():
+        folder.unlink(missing_ok=True)
+        return True
+    fd = _try_exclusive(folder)
+    if fd is None:
+        return False
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return not folder.exists()
+
+
 def remove_leftovers(root: Path) -> list[Path]:
-    """Delete generations `CURRENT` does not name (crashed or superseded builds)."""
-    current = current_generation(root)
+    """Delete generations `CURRENT` does not name (crashed or superseded builds) that no
+    reader leases; leased ones stay until a later writer (or their last reader) removes
+    them. With `CURRENT` missing or damaged nothing is removed: the generations are the
+    only copy of the papers until a new one is served or `repair` points at one."""
+    try:
+        current = current_generation(root)
+    except IndexCorrupt:
+        return []
+    if current is None:
+        return []
     removed = []
     for child in root.iterdir():
         leftover = child.name.startswith(("gen-", ".gen-")) or child.name == f".{CURRENT}.tmp"
-        if leftover and child != current:
-            if child.is_dir():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)
+        if leftover and child != current and _remove_unleased(child):
             removed.append(child)
     return removed
+
+
+def _lease(root: Path, attempts: int = 20) -> tuple[Path, int]:
+    """The current generation and an fd holding a shared flock on its folder (the lease).
+
+    A writer removing a superseded generation holds an exclusive lock on it while it
+    deletes; a reader arriving then waits, finds the folder gone and reads `CURRENT` again.
+    """
+    for _ in range(attempts):
+        gen = current_generation(root)
+        if gen is None:
+            raise IndexNotFound(f"no index at {root} (no {CURRENT} file; "
+                                f"{_recovery_hint(root)})" if generations(root)
+                                else f"no index at {root} (no {CURRENT} file)")
+        try:
+            fd = os.open(gen, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            continue  # removed between reading CURRENT and opening it: CURRENT moved on
+        except OSError as e:
+            raise IndexCorrupt(f"{gen}: cannot open ({e.strerror})") from None
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if (gen / MANIFEST).exists() or current_generation(root) == gen:
+            return gen, fd
+        os.close(fd)
+    raise IndexCorrupt(f"{root}: {CURRENT} keeps naming generations that are being removed")
+
+
+def release_generation(root: Path, gen: Path, fd: int) -> None:
+    """Let go of a lease; a superseded generation nobody else leases is removed now, so a
+    long-running reader frees the disk as soon as it has moved on."""
+    try:
+        os.close(fd)
+    except OSError:
+        return
+    try:
+        if current_generation(root) == gen:
+            return
+    except IndexCorrupt:
+        return  # CURRENT is damaged: the old generations may be needed by `repair`
+    with contextlib.suppress(OSError):
+        _remove_unleased(gen)
 
 
 def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
@@ -238,6 +390,7 @@ def write_generation(
     with_lexical: bool = True,
     before_switch: Callable[[Path], None] | None = None,
     windows: tuple[np.ndarray, np.ndarray] | None = None,
+    vectors_name: str | None = None,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -246,17 +399,24 @@ def write_generation(
         papers: the papers, row-aligned with `vectors`, ids unique.
         vectors: (len(papers), model.dim) float32 unit vectors.
         model: identity of the model that made `vectors`.
-        index_type: "auto" (exact below ann.EXACT_LIMIT papers, IVF above), "flat", "ivf".
+        index_type: "auto" (exact below ann.EXACT_LIMIT papers, IVF above), "flat", "ivf";
+            recorded as asked, so updates and rebuilds keep the user's choice.
         float16: store vectors and FAISS codes in 2 bytes per dimension instead of 4.
         reuse: (old FAISS index, its manifest entry, changed rows, old count) from the
             served generation: an update then extends a trained IVF index (ann.extend).
         with_lexical: also write the BM25 index (hybrid and keyword search need it).
-        before_switch: called with the complete new generation before it is made current
-            (an update computes the new map there, so the app never sees a map-less one).
+        before_switch: called with the new generation before its manifest is written
+            (builds and updates compute the map there, so the manifest covers it and the
+            app never sees a map-less generation).
         windows: (window vectors, owner row of each, ascending) from indexer/windows.py.
+        vectors_name: the file the vectors were imported from (`--vectors`), recorded.
 
     Returns:
         The new generation's folder.
+
+    Raises:
+        PapersiftError: a file could not be written (disk full, file size limit); the
+            half-written generation is removed at once and the served one is untouched.
     """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.shape != (len(papers), model.dim):
@@ -264,6 +424,52 @@ def write_generation(
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     gen = root / f"gen-{stamp}-{secrets.token_hex(3)}"
     gen.mkdir(parents=True)
+    build = {"index_type": index_type, "float16": bool(float16),
+             "windows": windows is not None, "lexical": bool(with_lexical),
+             "vectors": vectors_name}
+    try:
+        manifest = _write_files(gen, papers, vectors, model, index_type, float16, reuse,
+                                with_lexical, before_switch, windows, build)
+        _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
+        _switch(root, gen)
+    except BaseException as e:
+        shutil.rmtree(gen, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise PapersiftError(f"{root}: could not write a new generation "
+                                 f"({e.strerror or e}); the index is unchanged") from None
+        raise
+    remove_leftovers(root)  # the superseded generation, unless a reader still leases it
+    return gen
+
+
+def _switch(root: Path, gen: Path) -> None:
+    _write_atomic(root / CURRENT, f"{gen.name}\n".encode())
+
+
+def _file_entries(gen: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return {name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
+            for name in names}
+
+
+def _map_files(gen: Path) -> list[str]:
+    folder = gen / MAP_DIR
+    return sorted(f"{MAP_DIR}/{f.name}" for f in folder.iterdir()) if folder.is_dir() else []
+
+
+def _map_entry(gen: Path) -> dict[str, Any] | None:
+    """The map's options as asked and as computed, for the manifest (None without a map)."""
+    try:
+        info = json.loads((gen / MAP_DIR / ATLAS_JSON).read_text()).get("info", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    asked = info.get("asked") or {}
+    return {"clusters": asked.get("clusters"), "method": asked.get("method", "auto"),
+            "seed": info.get("seed"), "computed_clusters": info.get("clusters"),
+            "computed_method": info.get("method")}
+
+
+def _write_files(gen, papers, vectors, model, index_type, float16, reuse, with_lexical,
+                 before_switch, windows, build) -> dict[str, Any]:
     _write_papers(gen / PAPERS_DB, papers)
     _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
     faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse)
@@ -290,7 +496,10 @@ def write_generation(
 
         window_info = {"count": len(windows[1]), "tokens": windowing.WINDOW,
                        "stride": windowing.STRIDE, "whole_weight": windowing.WHOLE_WEIGHT}
-    manifest = {
+    if before_switch is not None:
+        before_switch(gen)
+    files += _map_files(gen)
+    return {
         "schema_version": SCHEMA_VERSION,
         "papersift_version": __version__,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -303,15 +512,46 @@ def write_generation(
         "faiss": faiss_info,
         "lexical": dict(lexical.SETTINGS) if with_lexical else None,
         "windows": window_info,
-        "files": {
-            name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
-            for name in files
-        },
+        "build": build,
+        "map": _map_entry(gen),
+        "files": _file_entries(gen, files),
     }
-    _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
-    if before_switch is not None:
-        before_switch(gen)
-    _write_atomic(root / CURRENT, f"{gen.name}\n".encode())
+
+
+def derive_generation(root: Path, handle: IndexHandle, atlas: Any) -> Path:
+    """A new generation holding the served one's papers with a new map, switched to.
+
+    Call inside `writer_lock(root)` with a handle opened (and verified) there. The data
+    files are hard links to the served generation's (copies where the file system cannot
+    link), so a map costs no second copy of the index and no served file ever changes.
+    """
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    gen = root / f"gen-{stamp}-{secrets.token_hex(3)}"
+    gen.mkdir(parents=True)
+    try:
+        names = [n for n in handle.manifest["files"] if not n.startswith(f"{MAP_DIR}/")]
+        for name in names:
+            source, target = handle.generation / name, gen / name
+            target.parent.mkdir(exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+        write_atlas(gen, atlas)
+        manifest = dict(handle.manifest)
+        manifest["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        manifest["map"] = _map_entry(gen)
+        files = {name: handle.manifest["files"][name] for name in names}
+        manifest["files"] = {**files, **_file_entries(gen, _map_files(gen))}
+        _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
+        _switch(root, gen)
+    except BaseException as e:
+        shutil.rmtree(gen, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise PapersiftError(f"{root}: could not write a new generation "
+                                 f"({e.strerror or e}); the index is unchanged") from None
+        raise
+    remove_leftovers(root)  # the superseded generation, unless a reader still leases it
     return gen
 
 
@@ -476,9 +716,13 @@ class PaperTable:
             self._db.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class IndexHandle:
-    """An opened generation: manifest, metadata, vectors (memory-mapped) and FAISS index."""
+    """An opened generation: manifest, metadata, vectors (memory-mapped) and FAISS index.
+
+    It leases its generation (no writer removes it) until `close` or until it is garbage
+    collected; a superseded generation is removed when its last reader lets go.
+    """
 
     root: Path
     generation: Path
@@ -489,6 +733,19 @@ class IndexHandle:
     lexical: Any = None  # a bm25s retriever, or None for an index built without one
     windows: np.ndarray | None = None  # passage-window vectors (memory-mapped), or None
     window_ptr: np.ndarray | None = None  # paper r's windows: rows ptr[r]:ptr[r + 1]
+
+    def __post_init__(self) -> None:
+        self._lease: weakref.finalize | None = None
+
+    def hold(self, fd: int) -> None:
+        """Keep the lease `fd` until `close` or garbage collection."""
+        self._lease = weakref.finalize(self, release_generation, self.root, self.generation, fd)
+
+    def close(self) -> None:
+        """Close the metadata and release the lease (the handle must not be used after)."""
+        self.papers.close()
+        if self._lease is not None:
+            self._lease()
 
     @property
     def count(self) -> int:
@@ -503,26 +760,92 @@ class IndexHandle:
         return sum(f["size"] for f in self.manifest["files"].values())
 
 
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _is_int(value: Any, low: int = 0) -> bool:
+    return type(value) is int and value >= low
+
+
+def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
+    """The manifest, after checking every field papersift reads: present, typed and in
+    range. Anything else is a one-line IndexCorrupt naming the file and the field."""
+    def bad(field: str, why: str) -> IndexCorrupt:
+        return IndexCorrupt(f"{path}: field {field!r} {why}; run `papersift info --verify` "
+                            "or build the index again")
+
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"{path}: not a JSON object")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise IndexCorrupt(f"{path}: schema version {version!r}, this papersift reads "
+                           f"{SCHEMA_VERSION}")
+    model = manifest.get("model")
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str)
+            and isinstance(model.get("fingerprint"), str)):
+        raise bad("model", "must hold a name and a fingerprint")
+    for key in ("created", "papersift_version", "metric"):
+        if not isinstance(manifest.get(key), str):
+            raise bad(key, "must be a string")
+    if not isinstance(manifest.get("normalized"), bool):
+        raise bad("normalized", "must be true or false")
+    for key, low in (("dim", 1), ("count", 0)):
+        if not _is_int(manifest.get(key), low):
+            raise bad(key, f"must be an integer >= {low}, got {manifest.get(key)!r}")
+    if manifest.get("vector_dtype", "float32") not in ("float16", "float32"):
+        raise bad("vector_dtype", "must be float16 or float32")
+    faiss_info = manifest.get("faiss")
+    if (not isinstance(faiss_info, dict) or not isinstance(faiss_info.get("exact", True), bool)
+            or not isinstance(faiss_info.get("type"), str)):
+        raise bad("faiss", "must describe the FAISS index")
+    for key in ("nprobe", "nlist", "trained_on"):
+        if key in faiss_info and not _is_int(faiss_info[key], 1):
+            raise bad(f"faiss.{key}", "must be a positive integer")
+    for key in ("lexical", "build", "map"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise bad(key, "must be an object or null")
+    windows = manifest.get("windows")
+    if windows is not None and not (isinstance(windows, dict)
+                                    and _is_int(windows.get("count"), 0)):
+        raise bad("windows", "must hold a window count")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise bad("files", "must list the generation's files")
+    for name, entry in files.items():
+        parts = Path(name).parts
+        if (not name or Path(name).is_absolute() or ".." in parts or "\0" in name
+                or not isinstance(entry, dict) or not _is_int(entry.get("size"), 0)
+                or not isinstance(entry.get("sha256"), str) or not _HEX64.match(entry["sha256"])):
+            raise bad(f"files.{name[:60]}", "must be a relative file with a size and sha256")
+    if missing := [n for n in DATA_FILES if n not in files]:
+        raise bad("files", f"does not list {', '.join(missing)}")
+    return manifest
+
+
+def _load_manifest(gen: Path) -> dict[str, Any]:
+    path = gen / MANIFEST
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise IndexCorrupt(f"{path}: missing; {_recovery_hint(gen.parent)}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise IndexCorrupt(f"{path}: not valid JSON ({str(e)[:120]})") from None
+    except OSError as e:
+        raise IndexCorrupt(f"{path}: unreadable ({e.strerror})") from None
+    return check_manifest(path, manifest)
+
+
 def read_manifest(root: Path) -> tuple[Path, dict[str, Any]]:
-    """The current generation's folder and manifest, checked for shape only."""
+    """The current generation's folder and manifest, its fields checked (not its files)."""
+    root = Path(root)
+    check_folder(root)
     if not root.is_dir():
         raise IndexNotFound(f"no index at {root}")
     gen = current_generation(root)
     if gen is None:
-        raise IndexNotFound(f"no index at {root} (no {CURRENT} file)")
-    path = gen / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise IndexCorrupt(f"{path}: missing") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise IndexCorrupt(f"{path}: not valid JSON ({e})") from None
-    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if version != SCHEMA_VERSION:
-        raise IndexCorrupt(
-            f"{path}: schema version {version!r}, this papersift reads {SCHEMA_VERSION}"
-        )
-    return gen, manifest
+        hint = f"; {_recovery_hint(root)}" if generations(root) else ""
+        raise IndexNotFound(f"no index at {root} (no {CURRENT} file{hint})")
+    return gen, _load_manifest(gen)
 
 
 def check_model(root: Path, manifest: dict[str, Any], model: ModelInfo) -> None:
@@ -570,12 +893,34 @@ def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False)
         IndexNotFound, IndexCorrupt, ModelMismatch: with the file and both values.
     """
     root = Path(root)
-    gen, manifest = read_manifest(root)
+    check_folder(root)
+    if not root.is_dir():
+        raise IndexNotFound(f"no index at {root}")
+    gen, lease = _lease(root)
+    try:
+        handle = _open_generation(root, gen, model, verify)
+    except BaseException:
+        os.close(lease)
+        raise
+    handle.hold(lease)
+    return handle
+
+
+def _open_generation(root: Path, gen: Path, model: ModelInfo | None, verify: bool) -> IndexHandle:
+    manifest = _load_manifest(gen)
     if model is not None:
         check_model(root, manifest, model)
     _check_files(gen, manifest, verify)
     count, dim = int(manifest["count"]), int(manifest["dim"])
     papers = PaperTable(gen / PAPERS_DB)
+    try:
+        return _open_parts(root, gen, manifest, papers, count, dim)
+    except BaseException:
+        papers.close()
+        raise
+
+
+def _open_parts(root, gen, manifest, papers, count, dim) -> IndexHandle:
     if (rows := papers.count()) != count:
         raise IndexCorrupt(f"{gen / PAPERS_DB}: {rows} papers but {MANIFEST} says {count}")
     try:
@@ -604,11 +949,42 @@ def open_index(root: Path, model: ModelInfo | None = None, verify: bool = False)
             bm25 = lexical.load(gen / BM25_DIR)
         except (OSError, ValueError, KeyError) as e:
             raise IndexCorrupt(f"{gen / BM25_DIR}: unreadable BM25 index ({e})") from None
-        if bm25.scores["num_docs"] != count:
-            raise IndexCorrupt(f"{gen / BM25_DIR}: {bm25.scores['num_docs']} documents but "
-                               f"{MANIFEST} says {count}")
+        lexical.check(bm25, count, gen / BM25_DIR)
     windows, window_ptr = _open_windows(gen, manifest, count, dim)
     return IndexHandle(root, gen, manifest, papers, vectors, index, bm25, windows, window_ptr)
+
+
+def repair(root: Path) -> tuple[Path, list[tuple[Path, str]]]:
+    """Point `CURRENT` at the newest generation that passes every check (each file's
+    sha256 included). Nothing is deleted. Returns (the generation now served, the newer
+    ones skipped with why).
+
+    Raises:
+        IndexNotFound: no generation folder at all.
+        IndexCorrupt: none of them is sound.
+    """
+    root = Path(root)
+    check_folder(root)
+    skipped: list[tuple[Path, str]] = []
+    with writer_lock(root):
+        found = generations(root)
+        if not found:
+            raise IndexNotFound(f"no generation folders in {root}; build the index again")
+        for gen in found:
+            fd = os.open(gen, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                handle = _open_generation(root, gen, None, verify=True)
+                handle.papers.close()
+            except (PapersiftError, OSError) as e:
+                skipped.append((gen, str(e)))
+                continue
+            finally:
+                os.close(fd)
+            _switch(root, gen)
+            return gen, skipped
+    raise IndexCorrupt(f"{root}: none of its {len(found)} generations is sound ("
+                       + "; ".join(why for _, why in skipped[:3]) + "); build the index again")
 
 
 def _open_windows(gen: Path, manifest: dict[str, Any], count: int, dim: int):

@@ -16,16 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from indexer import atlas, windows
-from indexer.build import ProgressFn, build_index, collect_papers, encode_papers
+from indexer.build import ProgressFn, _imported, build_index, collect_papers, encode_papers
 from indexer.encoder import Encoder
 from indexer.errors import IndexNotFound, PapersiftError
 from indexer.readers import Problem
 from indexer.records import Paper
 from indexer.store import (
+    IMPORTED,
     MAP_DIR,
     ModelInfo,
+    check_model,
+    generations,
     open_index,
-    read_atlas,
     read_manifest,
     remove_leftovers,
     write_generation,
@@ -74,85 +76,134 @@ def merge(old: Paper, new: Paper) -> Paper | None:
 def update_index(
     paths: Sequence[str | Path],
     root: str | Path,
-    encoder: Encoder,
+    encoder: Encoder | None,
     *,
     strict: bool = False,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: ProgressFn | None = None,
+    vectors_path: str | Path | None = None,
 ) -> UpdateReport:
-    """Merge the papers in `paths` into the index at `root` (built from them if missing)."""
+    """Merge the papers in `paths` into the index at `root`.
+
+    A folder with no index at all is built from them. A folder whose `CURRENT` is missing
+    or damaged while generations exist is refused (`papersift repair` recovers it): an
+    update never starts a new index from the update's papers alone. The served generation
+    is verified (every file's sha256) before anything is copied from it, and the build
+    choices in its manifest (index type, float16, windows, map options) are kept. An
+    index of imported vectors needs `vectors_path`: one row per record of `paths`.
+    """
     started = time.perf_counter()
     root = Path(root)
     try:
         read_manifest(root)
     except IndexNotFound:
+        if generations(root):
+            raise
         report = build_index(paths, root, encoder, strict=strict, on_problem=on_problem,
-                             on_progress=on_progress)
+                             on_progress=on_progress, vectors_path=vectors_path,
+                             model_name=getattr(encoder, "name", "") if vectors_path else "")
         return UpdateReport(report.papers, 0, 0, 0, 0, report.skipped, report.papers,
                             report.papers, report.seconds, report.generation)
     with writer_lock(root):
         remove_leftovers(root)
+        handle = open_index(root, verify=True)  # never copy a damaged generation forward
+        try:
+            return _update(paths, root, encoder, handle, strict, on_problem, on_progress,
+                           vectors_path, started)
+        finally:
+            handle.close()
+
+
+def _update(paths, root, encoder, handle, strict, on_problem, on_progress, vectors_path,
+            started) -> UpdateReport:
+    manifest = handle.manifest
+    build = manifest.get("build") or {}
+    imported = manifest["model"]["fingerprint"] == IMPORTED
+    if imported and vectors_path is None:
+        raise PapersiftError(
+            f"{root}: its vectors were imported (model {manifest['model']['name']}); pass "
+            "--vectors FILE.npy with one row per input record for the new papers")
+    if vectors_path is not None:
+        if not imported:
+            raise PapersiftError(f"{root}: its vectors come from model "
+                                 f"{manifest['model']['name']}; --vectors only extends an "
+                                 "index built from imported vectors")
+        incoming, given, _ = _imported(paths, Path(vectors_path), on_problem)
+        if given.shape[1] != handle.vectors.shape[1]:
+            raise PapersiftError(f"{vectors_path}: vectors of dim {given.shape[1]} but the "
+                                 f"index holds dim {handle.vectors.shape[1]}")
+        given_of = {p.id: given[i] for i, p in enumerate(incoming)}
+        problems: list[Problem] = []
+    else:
+        if encoder is None:
+            raise PapersiftError("an update needs the model to encode new papers")
+        check_model(root, manifest, ModelInfo.of(encoder))
         incoming, problems, _ = collect_papers(paths, strict, on_problem)
-        if not incoming:
-            names = ", ".join(map(str, paths))
-            raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
-        handle = open_index(root, ModelInfo.of(encoder))
-        papers = handle.papers.all_papers()
-        vectors = np.array(handle.vectors, dtype=np.float32)  # a private copy
-        handle.papers.close()
-        row_of = {p.id: row for row, p in enumerate(papers)}
-        to_encode: list[int] = []
-        added = changed = refreshed = unchanged = older = 0
-        for paper in incoming:
-            row = row_of.get(paper.id)
-            if row is None:
-                row_of[paper.id] = len(papers)
-                papers.append(paper)
-                to_encode.append(row_of[paper.id])
-                added += 1
-                continue
-            merged = merge(papers[row], paper)
-            if merged is None:
-                older += 1
-            elif merged.content_hash != papers[row].content_hash:
-                papers[row] = merged
-                to_encode.append(row)
-                changed += 1
-            elif merged != papers[row]:
-                papers[row] = merged
-                refreshed += 1
-            else:
-                unchanged += 1
-        if added + changed + refreshed == 0:  # nothing new: keep serving what is there
-            return UpdateReport(0, 0, 0, unchanged, older, len(problems), 0, len(papers),
-                                time.perf_counter() - started, handle.generation)
+    if not incoming:
+        names = ", ".join(map(str, paths))
+        raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
+    papers = handle.papers.all_papers()
+    vectors = np.array(handle.vectors, dtype=np.float32)  # a private copy
+    row_of = {p.id: row for row, p in enumerate(papers)}
+    to_encode: list[int] = []
+    added = changed = refreshed = unchanged = older = 0
+    for paper in incoming:
+        row = row_of.get(paper.id)
+        if row is None:
+            row_of[paper.id] = len(papers)
+            papers.append(paper)
+            to_encode.append(row_of[paper.id])
+            added += 1
+            continue
+        merged = merge(papers[row], paper)
+        if merged is None:
+            older += 1
+        elif merged.content_hash != papers[row].content_hash:
+            papers[row] = merged
+            to_encode.append(row)
+            changed += 1
+        elif merged != papers[row]:
+            papers[row] = merged
+            refreshed += 1
+        else:
+            unchanged += 1
+    if added + changed + refreshed == 0:  # nothing new: keep serving what is there
+        return UpdateReport(0, 0, 0, unchanged, older, len(problems), 0, len(papers),
+                            time.perf_counter() - started, handle.generation)
+    if vectors_path is not None:
+        fresh = np.array([given_of[papers[r].id] for r in to_encode], dtype=np.float32)
+    else:
         fresh = encode_papers([papers[r] for r in to_encode], encoder, on_progress)
-        vectors = np.vstack([vectors, np.zeros((added, vectors.shape[1]), np.float32)])
-        if to_encode:
-            vectors[to_encode] = fresh
-        passages = None
-        if handle.windows is not None:  # an index with windows keeps them for every paper
-            fresh_windows = windows.encode([papers[r] for r in to_encode], encoder, on_progress)
-            if fresh_windows is None:  # this encoder cannot cut windows: keep the old ones
-                fresh_windows = (np.zeros((0, handle.windows.shape[1]), np.float16),
-                                 np.zeros(0, np.int64))
-            owners = np.repeat(np.arange(handle.count), np.diff(handle.window_ptr))
-            passages = windows.merge((handle.windows, owners), np.array(to_encode, dtype=np.int64),
-                                     fresh_windows, to_encode)
-        float16 = handle.manifest.get("vector_dtype") == "float16"
-        changed_rows = np.array(sorted(r for r in to_encode if r < handle.count), dtype=np.int64)
-        reuse = (handle.faiss_index, handle.manifest["faiss"], vectors, changed_rows, handle.count)
-        # An approximate index stays approximate when it is retrained (it may have been forced).
-        index_type = "auto" if handle.manifest["faiss"].get("exact", True) else "ivf"
-        had_map = (handle.generation / MAP_DIR).is_dir()
+    vectors = np.vstack([vectors, np.zeros((added, vectors.shape[1]), np.float32)])
+    if to_encode:
+        vectors[to_encode] = fresh.reshape(len(to_encode), -1)
+    passages = None
+    if handle.windows is not None:  # an index with windows keeps them for every paper
+        fresh_windows = windows.encode([papers[r] for r in to_encode], encoder, on_progress)
+        if fresh_windows is None:  # this encoder cannot cut windows: keep the old ones
+            fresh_windows = (np.zeros((0, handle.windows.shape[1]), np.float16),
+                             np.zeros(0, np.int64))
+        owners = np.repeat(np.arange(handle.count), np.diff(handle.window_ptr))
+        passages = windows.merge((handle.windows, owners), np.array(to_encode, dtype=np.int64),
+                                 fresh_windows, to_encode)
+    float16 = manifest.get("vector_dtype") == "float16"
+    changed_rows = np.array(sorted(r for r in to_encode if r < handle.count), dtype=np.int64)
+    reuse = (handle.faiss_index, manifest["faiss"], vectors, changed_rows, handle.count)
+    # The index type as the user asked it; before the manifest said, an approximate index
+    # stays approximate when it is retrained (it may have been forced).
+    index_type = build.get("index_type") or ("auto" if manifest["faiss"].get("exact", True)
+                                             else "ivf")
+    remap = None
+    if (handle.generation / MAP_DIR).is_dir():  # the map follows the papers, options kept
+        map_options = atlas.options(manifest, handle.generation)
 
-        def remap(new_gen: Path) -> None:  # the map follows the papers into the new generation
-            old = read_atlas(handle.generation, handle.count)
-            seed = int(old.info.get("seed", atlas.SEED)) if old else atlas.SEED
-            atlas.map_generation(new_gen, vectors, papers, seed=seed)
+        def remap(new_gen: Path) -> None:
+            atlas.map_generation(new_gen, vectors, papers, **map_options)
 
-        gen = write_generation(root, papers, vectors, ModelInfo.of(encoder), index_type,
-                               float16=float16, reuse=reuse,
-                               before_switch=remap if had_map else None, windows=passages)
+    gen = write_generation(root, papers, vectors, handle.model, index_type,
+                           float16=float16, reuse=reuse, before_switch=remap, windows=passages,
+                           with_lexical=bool(manifest.get("lexical")),
+                           vectors_name=Path(vectors_path).name if vectors_path else build.get("vectors"))
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)
+

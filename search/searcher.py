@@ -14,7 +14,7 @@ import numpy as np
 
 from indexer import lexical, windows
 from indexer.encoder import DEFAULT_MODEL, Encoder
-from indexer.errors import InvalidQuery, UnknownPaper
+from indexer.errors import IndexCorrupt, InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id
 from indexer.store import MAP_DIR, IndexHandle, ModelInfo, open_index, read_atlas
 from search import hybrid, spelling
@@ -432,7 +432,7 @@ class Searcher:
             scores, rows = self.index.faiss_index.search(query, min(wanted, limit), params=params)
         del bitmap
         keep = (rows[0] >= 0) & ~np.isin(rows[0], exclude)
-        rows, scores = rows[0][keep][:n].astype(np.int64), scores[0][keep][:n]
+        rows, scores = rows[0][keep][:n].astype(np.int64), self._checked(scores[0][keep][:n])
         if allowed is not None and len(rows) < min(n, limit - len(exclude)):
             return self._exact_among(query[0], allowed, n, exclude)  # IVF missed some
         return rows, scores
@@ -441,7 +441,7 @@ class Searcher:
         """Exact inner products over the allowed rows only (a small filtered set)."""
         if len(exclude):
             allowed = allowed[~np.isin(allowed, exclude)]
-        scores = np.asarray(self.index.vectors[allowed], dtype=np.float32) @ vector
+        scores = self._checked(np.asarray(self.index.vectors[allowed], dtype=np.float32) @ vector)
         n = min(n, len(allowed))
         if n == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -469,8 +469,12 @@ class Searcher:
                                        SEED_TERMS)
         else:
             terms = lexical.query_terms(retriever, text)
-        bm25 = lexical.scores(retriever, terms)
-        ceiling = lexical.ceiling(retriever, terms)
+        try:
+            bm25 = lexical.scores(retriever, terms)
+            ceiling = lexical.ceiling(retriever, terms)
+        except (IndexError, ValueError) as e:  # postings pointing outside their arrays
+            raise IndexCorrupt(f"{self.index.generation / 'bm25'}: unreadable postings ({e}); "
+                               "run `papersift info --verify` or build the index again") from None
         if ceiling > 0:
             bm25 = bm25 / ceiling
         if len(exclude):
@@ -490,6 +494,7 @@ class Searcher:
             d_top = dense_scores[np.searchsorted(union, d_rows)]
             order = np.argsort(-d_top, kind="stable")
             d_rows, d_top = d_rows[order], d_top[order]
+        dense_scores = self._checked(dense_scores)
         weight = None  # "convex", "minmax", "rrf": as the Fusion says
         if mode == "related":
             weight = RELATED_DENSE_WEIGHT
@@ -512,10 +517,23 @@ class Searcher:
 
     def _with_windows(self, rows, whole, vector) -> tuple[np.ndarray, np.ndarray]:
         """Candidates re-scored with their best passage window (indexer/windows.py), best first."""
-        scores = windows.combine(whole, windows.best_window(
-            self.index.windows, self.index.window_ptr, rows, vector))
+        scores = self._checked(windows.combine(whole, windows.best_window(
+            self.index.windows, self.index.window_ptr, rows, vector)))
         order = np.argsort(-scores, kind="stable")
         return rows[order], scores[order]
+
+    def _checked(self, cosines: np.ndarray) -> np.ndarray:
+        """Cosines of unit vectors lie in [-1, 1]: anything else comes from damaged vector
+        files, refused instead of ranked (a size-preserving bit flip passes the cheap
+        checks at open; `info --verify` finds which file)."""
+        if len(cosines) and not (np.isfinite(cosines).all() and np.abs(cosines).max() <= 1.01):
+            raise IndexCorrupt(f"{self.index.generation}: vectors give cosine scores outside "
+                               "[-1, 1]; run `papersift info --verify` or build the index again")
+        return cosines
+
+    def close(self) -> None:
+        """Release the generation (also done when the searcher is garbage collected)."""
+        self.index.close()
 
     def _row(self, paper_id: str) -> int:
         if not isinstance(paper_id, str) or not paper_id.strip():

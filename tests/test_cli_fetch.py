@@ -113,3 +113,31 @@ def test_update_usage_errors(tmp_path):
     assert proc.returncode == 2 and "give either FILE... or --from" in proc.stderr
     proc = papersift("update", "--from", "nowhere", "--index", tmp_path)
     assert proc.returncode == 2 and "--from must be arxiv, oai or hf" in proc.stderr
+
+
+def test_update_from_takes_the_write_lock_before_fetching(services, tmp_path, toy_index):
+    import fcntl
+
+    FakeServices.log.clear()
+    with (toy_index / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another writer (an overlapping cron run)
+        proc = papersift("update", "--from", "arxiv", "--category", "cs.CL", "--delay", 0,
+                         "--arxiv-url", f"{services}/api/query", "--index", toy_index)
+    assert proc.returncode == 1 and "another papersift process is writing" in proc.stderr
+    assert FakeServices.log == []  # refused before any request
+    assert not (toy_index / "fetched").exists()
+
+
+def test_update_of_an_index_without_current_is_refused_then_repaired(tmp_path, toy_index, toy_file):
+    from tests.test_cli import one_line_error
+
+    gen = (toy_index / "CURRENT").read_text().strip()
+    (toy_index / "CURRENT").unlink()
+    proc = papersift("update", toy_file, "--index", toy_index)
+    one_line_error(proc, 1, "generation folders found", gen, "papersift repair")
+    assert [p.name for p in toy_index.iterdir() if p.name.startswith("gen-")] == [gen]
+    proc = papersift("repair", "--index", toy_index, check=0)
+    assert f"now serving {gen}" in proc.stdout
+    (toy_index / "CURRENT").write_bytes(b"\xff\xfe")
+    one_line_error(papersift("info", "--index", toy_index), 1, "CURRENT: not UTF-8")
+    one_line_error(papersift("search", "x", "--index", toy_index), 1, "CURRENT: not UTF-8")

@@ -1,16 +1,22 @@
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
 
 from indexer import store
 from indexer.build import build_index
-from indexer.errors import IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch
+from indexer.errors import (
+    IndexCorrupt,
+    IndexLocked,
+    IndexNotFound,
+    ModelMismatch,
+    PapersiftError,
+)
 from indexer.store import ModelInfo, open_index, read_manifest
 from tests.conftest import ROOT, TOY
 from tests.fakes import FakeEncoder
@@ -110,18 +116,18 @@ def test_build_failing_between_files_keeps_previous_generation(
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "_write_faiss", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PapersiftError, match=r"could not write a new generation \(disk full\); "
+                                             "the index is unchanged"):
         build_index([toy_file], toy_index, fake_encoder)
-    leftovers = [p for p in toy_index.iterdir() if p.name.startswith("gen-") and p != before]
-    assert len(leftovers) == 1  # the half-written generation
+    gens = [p for p in toy_index.iterdir() if p.name.startswith("gen-")]
+    assert gens == [before]  # the half-written generation is removed at once
     assert read_manifest(toy_index)[0] == before
-    open_index(toy_index, verify=True)
+    open_index(toy_index, verify=True).close()
     monkeypatch.undo()
 
     build_index([toy_file], toy_index, fake_encoder)
-    gens = sorted(p.name for p in toy_index.iterdir() if p.name.startswith("gen-"))
-    assert leftovers[0].name not in gens  # cleaned by the next build
-    assert len(gens) == 2  # the new one and the one it replaced
+    gens = [p for p in toy_index.iterdir() if p.name.startswith("gen-")]
+    assert gens == [read_manifest(toy_index)[0]] != [before]  # nobody leased the old one
 
 
 def test_build_killed_between_two_files_keeps_previous_generation(toy_index, toy_file):
@@ -147,18 +153,41 @@ def test_build_killed_between_two_files_keeps_previous_generation(toy_index, toy
 
 
 def test_second_writer_is_refused(toy_index, toy_file, fake_encoder):
-    with (
-        store.writer_lock(toy_index),
-        pytest.raises(IndexLocked, match="another papersift process is writing"),
-    ):
+    held, release = threading.Event(), threading.Event()
+
+    def writer():
+        with store.writer_lock(toy_index):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    held.wait(30)
+    try:
+        with pytest.raises(IndexLocked, match="another papersift process is writing"):
+            build_index([toy_file], toy_index, fake_encoder)
+    finally:
+        release.set()
+        thread.join()
+    with store.writer_lock(toy_index), store.writer_lock(toy_index):  # re-entrant in a thread
         build_index([toy_file], toy_index, fake_encoder)
-    build_index([toy_file], toy_index, fake_encoder)
 
 
-def test_open_generation_survives_a_rebuild(toy_index, toy_file, fake_encoder):
+def test_open_generation_is_leased_across_rebuilds_and_freed_when_let_go(
+        toy_index, toy_file, fake_encoder):
     handle = open_index(toy_index)
     build_index([toy_file], toy_index, fake_encoder)
-    build_index([toy_file], toy_index, fake_encoder)  # removes the generation `handle` uses
+    build_index([toy_file], toy_index, fake_encoder)
+    assert handle.generation.is_dir()  # leased: no writer removes it
     assert handle.papers.count() == len(TOY)
     assert float(np.asarray(handle.vectors[0]) @ np.asarray(handle.vectors[0])) == pytest.approx(1.0)
-    assert os.path.basename(read_manifest(toy_index)[0]) != handle.generation.name
+    current = read_manifest(toy_index)[0]
+    assert current.name != handle.generation.name
+    gens = {p.name for p in toy_index.iterdir() if p.name.startswith("gen-")}
+    assert gens == {current.name, handle.generation.name}  # the unleased middle one is gone
+    handle.close()  # the last reader of a superseded generation removes it
+    assert not handle.generation.exists()
+    assert {p.name for p in toy_index.iterdir() if p.name.startswith("gen-")} == {current.name}
+    reader = open_index(toy_index)
+    del reader  # garbage collection releases the lease too; the current one stays
+    assert current.is_dir()

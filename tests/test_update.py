@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -85,8 +86,22 @@ def test_readers_keep_the_old_generation_during_an_update(toy_index, tmp_path, f
 
 
 def test_second_updater_is_refused_and_other_models_too(toy_index, toy_file, fake_encoder):
-    with writer_lock(toy_index), pytest.raises(IndexLocked, match="another papersift process"):
-        update_index([toy_file], toy_index, fake_encoder)
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer():
+        with writer_lock(toy_index):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    held.wait(30)
+    try:
+        with pytest.raises(IndexLocked, match="another papersift process"):
+            update_index([toy_file], toy_index, fake_encoder)
+    finally:
+        release.set()
+        thread.join()
     with pytest.raises(ModelMismatch):
         update_index([toy_file], toy_index, FakeEncoder(name="fake/other", seed="2"))
 
@@ -119,5 +134,6 @@ def test_sigkill_mid_update_then_rerun_loses_and_duplicates_nothing(toy_index, t
     assert len(after) == len(set(after)) == len(TOY) + 7
     open_index(toy_index, verify=True)
     gens = [p for p in toy_index.iterdir() if p.name.startswith("gen-")]
-    assert len(gens) == 2  # the half-written one was cleaned up
+    assert gens == [read_manifest(toy_index)[0]]  # the half-written and the superseded one
+    # are removed (nobody leases them)
     assert json.loads((read_manifest(toy_index)[0] / "manifest.json").read_text())["count"] == 12

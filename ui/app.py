@@ -21,6 +21,7 @@ from ui.components import (
     MODE_LABELS,
     SORT_LABELS,
     from_widgets,
+    load_engine,
     load_searcher,
     nav_button,
     show_paper,
@@ -142,6 +143,9 @@ def main() -> None:
         st.stop()
 
     state = view()
+    if problem := load_engine(str(settings.index), settings.model).problem:
+        st.warning("The index was updated but its new version cannot be served; showing the "
+                   f"previous one. {render.escape_md(problem)}")
     sidebar(searcher)
     navigation(state)
     if state.view in ("search", "more") or state.paper:

@@ -258,13 +258,12 @@ def info(
         f"vectors     dim {m['dim']}, {m.get('vector_dtype', 'float32')}, {m['metric']}, "
         f"{'normalised' if m['normalized'] else 'not normalised'}",
         f"faiss       {m['faiss']['type']} " + (
-            "(exact)" if m["faiss"].get("exact") else
-            f"(nlist {m['faiss']['nlist']}, nprobe {m['faiss']['nprobe']}, "
-            f"recall@10 {m['faiss']['recall_at_10']} vs exact)"),
-        "lexical     " + (f"BM25 ({m['lexical']['method']}, k1 {m['lexical']['k1']}, b "
-                          f"{m['lexical']['b']}, title x{m['lexical']['title_weight']}, stemmed)"
-                          if m.get("lexical") else "none (rebuild to enable hybrid search)"),
+            "(exact)" if m["faiss"].get("exact", True) else
+            f"(nlist {m['faiss'].get('nlist')}, nprobe {m['faiss'].get('nprobe')}, "
+            f"recall@10 {m['faiss'].get('recall_at_10')} vs exact)"),
+        "lexical     " + lexical_line(handle),
         "windows     " + window_line(m),
+        "built with  " + build_line(m),
         f"size        {human_size(handle.size_bytes())} in {len(m['files'])} files"
         + (" (sha256 verified)" if verify else ""),
     ]
@@ -275,6 +274,36 @@ def info(
         f"{len(atlas.labels)} topics, {atlas.info.get('method', '?')} layout, seed "
         f"{atlas.info.get('seed', '?')}" if atlas else "none (papersift map)"))
     print("\n".join(lines))
+
+
+def lexical_line(handle) -> str:
+    from indexer.lexical import words
+
+    lex = handle.manifest.get("lexical")
+    if not lex:
+        return "none (rebuild to enable hybrid search)"
+    line = (f"BM25 ({lex.get('method')}, k1 {lex.get('k1')}, b {lex.get('b')}, "
+            f"title x{lex.get('title_weight')}, stemmed)")
+    if handle.lexical is not None and not words(handle.lexical):
+        line += "; no spelling vocabulary (written by an older papersift: update or rebuild)"
+    return line
+
+
+def build_line(m: dict) -> str:
+    """The build choices the manifest records, which updates and rebuilds keep."""
+    b = m.get("build")
+    if not b:
+        return "(not recorded: written by an older papersift; the next update records them)"
+    parts = [f"index type {b.get('index_type', 'auto')}"]
+    if b.get("float16"):
+        parts.append("float16")
+    parts.append("windows" if b.get("windows") else "no windows")
+    if b.get("vectors"):
+        parts.append(f"vectors imported from {b['vectors']} (updates need --vectors)")
+    if mp := m.get("map"):
+        k = mp.get("clusters") or "auto"
+        parts.append(f"map: {k} clusters, {mp.get('method', 'auto')} layout, seed {mp.get('seed')}")
+    return ", ".join(parts)
 
 
 def _run_app(settings: Settings, port: int) -> int:
@@ -379,6 +408,7 @@ def evaluate(
 
 
 app.command()(cli_sources.update)
+app.command()(cli_sources.repair)
 app.add_typer(cli_sources.fetch_app, name="fetch")
 app.command("map")(cli_explore.map_command)
 app.command()(cli_explore.recommend)

@@ -119,14 +119,35 @@ def update(
     arxiv_url: ArxivUrl = None,
     oai_url: OaiUrl = None,
     hf_url: HfUrl = None,
+    vectors: Annotated[Path | None, typer.Option(
+        "--vectors", help="For an index of imported vectors: .npy, one row per input record.")] = None,
 ) -> None:
     """Add new papers and re-embed only changed ones; readers keep the old index until the switch."""
-    from indexer.store import fetch_dir
-    from indexer.update import update_index
+    from indexer.store import writer_lock
 
     if bool(files) == bool(source):
         raise UsageProblem("give either FILE... or --from arxiv|oai|hf")
+    if vectors is not None and source:
+        raise UsageProblem("--vectors goes with FILE..., not --from")
     settings = Settings.load(index, model, arxiv_url=arxiv_url, oai_url=oai_url, hf_url=hf_url)
+    # The write lock is taken before fetching: a second run (an overlapping cron job) is
+    # refused before it touches the download in progress.
+    with writer_lock(settings.index):
+        _update_locked(files, source, settings, strict, category, since, until, query, set_spec,
+                       date, week, month, delay, vectors)
+
+
+def _update_locked(files, source, settings, strict, category, since, until, query, set_spec,
+                   date, week, month, delay, vectors) -> None:
+    from indexer.errors import IndexNotFound
+    from indexer.store import fetch_dir, generations, read_manifest
+    from indexer.update import update_index
+
+    try:  # refuse a damaged index before fetching anything or loading the model
+        read_manifest(settings.index)
+    except IndexNotFound:
+        if generations(settings.index):
+            raise
     fetched = None
     if source:
         options = {
@@ -147,9 +168,10 @@ def update(
             return
         files = [fetched]
     problems = ProblemPrinter()
+    encoder = None if vectors is not None else make_encoder(settings.model, "auto")
     with encode_progress() as on_progress:
-        report = update_index(files, settings.index, make_encoder(settings.model, "auto"),
-                              strict=strict, on_problem=problems, on_progress=on_progress)
+        report = update_index(files, settings.index, encoder, strict=strict,
+                              on_problem=problems, on_progress=on_progress, vectors_path=vectors)
     problems.summary()
     if fetched is not None:
         fetched.unlink(missing_ok=True)
@@ -159,3 +181,14 @@ def update(
           f"encoded {report.encoded:,} papers; {report.total:,} in the index "
           f"({report.seconds:.1f} s)")
 
+
+
+def repair(index: IndexOpt = None) -> None:
+    """Serve the newest sound generation again (after CURRENT was lost or damaged); nothing is deleted."""
+    from indexer.store import repair as repair_index
+
+    settings = Settings.load(index)
+    gen, skipped = repair_index(settings.index)
+    for bad, why in skipped:
+        err.print(f"skipped {bad.name}: {why}", markup=False, highlight=False)
+    print(f"{settings.index}: now serving {gen.name}")

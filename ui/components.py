@@ -13,6 +13,7 @@ import streamlit as st
 
 from indexer.records import Paper
 from search import Hit, Searcher
+from search.engine import Engine
 from search.lists import ListError, ReadingLists
 from ui import render
 from ui.settings import Settings
@@ -24,14 +25,21 @@ SOURCE_NAMES = {"dense": "meaning (dense vectors)", "bm25": "keywords (BM25)"}
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
-def load_searcher(index: str, model: str | None) -> Searcher:
+def load_engine(index: str, model: str | None) -> Engine:
+    """The index and model, loaded once per app process; the engine follows updates."""
     from indexer.encoder import SentenceTransformerEncoder
 
     # One thread per query (bench/threads.py); OpenVINO for queries: 4.7 vs 12.2 ms each.
     encoder = SentenceTransformerEncoder(model, threads=1, fast_queries=True)
-    searcher = Searcher(index, encoder)
+    engine = Engine(index, encoder)
     encoder.encode(["warm-up"])  # the one-off conversion happens here, under the spinner
-    return searcher
+    return engine
+
+
+def load_searcher(index: str, model: str | None) -> Searcher:
+    """The searcher of the index's newest generation, for one run of a page: an update
+    made while the app runs is served from the next run on, without a restart."""
+    return load_engine(index, model).searcher()
 
 
 # ---------------------------------------------------------------- state <-> URL <-> widgets
