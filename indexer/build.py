@@ -128,6 +128,16 @@ def _imported(paths, vectors_path: Path, on_problem) -> tuple[list[Paper], np.nd
     return [records[i] for i in keep], vectors[keep], len(records) - len(keep)
 
 
+def _check_words(papers: Sequence[Paper], paths) -> None:
+    """Refuse, before any encoding, a corpus with no word keyword search could index."""
+    from indexer import lexical
+
+    if not lexical.has_words([p.text for p in papers]):
+        names = ", ".join(str(p) for p in paths)
+        raise PapersiftError(f"no indexable words in {names}: the {len(papers):,} papers' titles "
+                             "and abstracts hold only stopwords and punctuation")
+
+
 def _served_map_options(root: Path) -> dict | None:
     """The map options of the served generation (None when it has no map, or when there
     is no sound served generation: a build over a damaged index starts afresh)."""
@@ -175,11 +185,13 @@ def build_index(
             papers, vectors, duplicates = _imported(paths, Path(vectors_path), on_problem)
             problems: list[Problem] = []
             model = ModelInfo(model_name or "external", IMPORTED, vectors.shape[1])
+            _check_words(papers, paths)
         else:
             papers, problems, duplicates = collect_papers(paths, strict, on_problem)
             if not papers:
                 names = ", ".join(str(p) for p in paths)
                 raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
+            _check_words(papers, paths)
             vectors = encode_papers(papers, encoder, on_progress)
             model = ModelInfo.of(encoder)
         passages = None

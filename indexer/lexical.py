@@ -51,6 +51,13 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
                           return_ids=False, show_progress=False)
 
 
+def has_words(texts: Sequence[str], chunk: int = 64) -> bool:
+    """Whether any text has a word BM25 indexes (not only stopwords, punctuation); stops
+    at the first chunk that has one, so a real corpus costs one small tokenisation."""
+    chunks = (texts[start:start + chunk] for start in range(0, len(texts), chunk))
+    return any(any(tokenize(part)) for part in chunks)
+
+
 # The spelling vocabulary: surface words (lower case, letters only) with their document
 # frequency, stored beside the BM25 arrays; "did you mean" looks words up in it.
 WORDS_FILE = "words.json"

@@ -226,3 +226,19 @@ def test_index_naming_a_file_is_one_line(tmp_path, toy_file, fake_encoder):
         build_index([toy_file], path, fake_encoder)
     with pytest.raises(IndexNotFound, match="is a file, not an index folder"):
         open_index(path)
+
+
+def test_a_corpus_of_stopwords_is_refused_before_encoding(tmp_path):
+    class Counting(FakeEncoder):
+        calls = 0
+
+        def encode(self, texts):
+            Counting.calls += 1
+            return super().encode(texts)
+
+    path = write_jsonl(tmp_path / "s.jsonl", [
+        {"id": "2480.00001", "title": "The of and", "abstract": "it is as it is"},
+        {"id": "2480.00002", "title": "A an", "abstract": "... !!!"}])
+    with pytest.raises(PapersiftError, match=r"no indexable words in .*s.jsonl: the 2 papers"):
+        build_index([path], tmp_path / "idx", Counting())
+    assert Counting.calls == 0 and not (tmp_path / "idx" / "CURRENT").exists()
