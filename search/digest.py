@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from indexer.errors import InvalidQuery, PapersiftError
-from indexer.records import arxiv_abs_url, safe_url
+from indexer.records import arxiv_abs_url, control_character, parse_date, safe_url
 from search.searcher import Filters, Hit, Searcher
 
 MAX_DIGEST = 50
@@ -39,20 +39,68 @@ class Digest:
         return f"{words}-{self.since}"
 
 
+def window(since: str, until: str = "", today: dt.date | None = None) -> tuple[str, str]:
+    """The digest's dates [since, until], both YYYY-MM-DD; `until` defaults to today.
+
+    Raises:
+        InvalidQuery: a date that is not YYYY-MM-DD (indexer.records.parse_date), or
+            `since` after `until`.
+    """
+    for option, value in (("--since", since), ("--until", until)):
+        if value:
+            try:
+                parse_date(value)
+            except ValueError:
+                raise InvalidQuery(f"{option} must be a YYYY-MM-DD date, got {value!r}") from None
+    if not since:
+        raise InvalidQuery("--since is required (YYYY-MM-DD)")
+    end = until or (today or dt.date.today()).isoformat()
+    if since > end:
+        raise InvalidQuery(f"--since {since} is after --until {end}" + ("" if until else " (today)"))
+    return since, end
+
+
+def check_line(option: str, value: str) -> str:
+    """`value` on one line, spaces collapsed: a query or list name titles the digest and
+    its e-mail's subject.
+
+    Raises:
+        InvalidQuery: it holds a control character other than line breaks and tabs.
+    """
+    value = " ".join(value.split())
+    if bad := control_character(value):
+        raise InvalidQuery(f"{option} holds the control character U+{ord(bad):04X}: {value[:80]!r}")
+    return value
+
+
+def check_address(option: str, value: str) -> str:
+    """An e-mail address for a message header: one line, with an @.
+
+    Raises:
+        InvalidQuery: no @, or a control character (CR/LF would forge headers).
+    """
+    if "@" not in value or control_character(value):
+        raise InvalidQuery(f"{option} must be an e-mail address, got {value[:80]!r}")
+    return value.strip()
+
+
 def make_digest(searcher: Searcher, *, since: str, until: str = "", query: str = "",
                 list_name: str = "", list_ids: list[str] | None = None, k: int = 20) -> Digest:
-    """Papers published in [since, until] matching `query`, or like the list's papers."""
-    if bool(query.strip()) == bool(list_name):
+    """Papers published in [since, until] matching `query`, or like the list's papers.
+
+    Raises:
+        InvalidQuery: both or neither of `query` and `list_name`, a bad date or window.
+        DigestError: none of the list's papers is in the index.
+    """
+    query, list_name = check_line("--query", query), check_line("--list", list_name)
+    if bool(query) == bool(list_name):
         raise InvalidQuery("give either a query or a reading list for the digest, not both")
-    until = until or dt.date.today().isoformat()
-    if since > until:
-        raise InvalidQuery(f"--since {since} is after --until {until}")
+    since, until = window(since, until)
     k = max(1, min(k, MAX_DIGEST))
     filters = Filters(since=since, until=until)
-    if query.strip():
+    if query:
         hits = searcher.search(query, k, filters)
-        return Digest(f"papersift digest: {query.strip()}", f'the query "{query.strip()}"',
-                      since, until, hits)
+        return Digest(f"papersift digest: {query}", f'the query "{query}"', since, until, hits)
     known = list(searcher.rows_of(list_ids or []))
     if not known:
         raise DigestError(f"reading list {list_name!r} has no papers in index "
@@ -134,7 +182,9 @@ def write(d: Digest, out_dir: Path) -> tuple[Path, Path]:
 def parse_smtp(value: str) -> tuple[str, int]:
     """HOST:PORT (port 1-65535) from an --smtp value."""
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    good_host = bool(host) and not control_character(host) and not any(c.isspace() for c in host)
+    good_port = port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536
+    if not (sep and good_host and good_port):
         raise InvalidQuery(f"--smtp must be HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
 
@@ -142,8 +192,7 @@ def parse_smtp(value: str) -> tuple[str, int]:
 def send(d: Digest, host: str, port: int, to: str, sender: str = "papersift@localhost",
          timeout: float = 30.0) -> None:
     """Send the digest as one message with a plain-text (Markdown) and an HTML part."""
-    if "@" not in to or any(ch in to for ch in "\r\n"):
-        raise InvalidQuery(f"--to must be an e-mail address, got {to!r}")
+    to, sender = check_address("--to", to), check_address("--from", sender)
     msg = EmailMessage()
     msg["Subject"] = f"{d.title} ({d.since} to {d.until})"
     msg["From"] = sender

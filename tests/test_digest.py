@@ -1,5 +1,6 @@
 """Digests: content for a fixed window, safe HTML, files, and SMTP to a local server."""
 
+import datetime as dt
 import email
 import email.policy
 import threading
@@ -8,7 +9,18 @@ import pytest
 
 from indexer.errors import InvalidQuery
 from search import Searcher
-from search.digest import DigestError, make_digest, parse_smtp, send, to_html, to_markdown, write
+from search.digest import (
+    DigestError,
+    check_address,
+    check_line,
+    make_digest,
+    parse_smtp,
+    send,
+    to_html,
+    to_markdown,
+    window,
+    write,
+)
 from tests.conftest import write_jsonl
 
 EVIL = {"id": "2406.00666", "title": "<script>alert(1)</script> Diffusion [x](javascript:1)",
@@ -131,3 +143,41 @@ def test_unreachable_smtp_server_is_one_clear_error(digest_index, fake_encoder):
         send(d, "127.0.0.1", port, to="a@b.c", timeout=5)
     with pytest.raises(InvalidQuery, match="--to must be an e-mail address"):
         send(d, "127.0.0.1", port, to="a@b.c\nBcc: x@y.z")
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "reason"),
+    [
+        ("2025-W01-1", "", "--since must be a YYYY-MM-DD date, got '2025-W01-1'"),
+        ("20250101", "2025-12-31", "--since must be a YYYY-MM-DD date"),
+        ("2025-01-01", "20251231", "--until must be a YYYY-MM-DD date"),
+        ("", "2025-01-01", "--since is required"),
+        ("2025-06-02", "2025-06-01", "--since 2025-06-02 is after --until 2025-06-01$"),
+        ("2025-06-02", "", r"--since 2025-06-02 is after --until 2025-06-01 \(today\)"),
+    ],
+)
+def test_digest_window_is_strict(since, until, reason):
+    with pytest.raises(InvalidQuery, match=reason):
+        window(since, until, today=dt.date(2025, 6, 1))
+
+
+def test_digest_window_defaults_to_today():
+    assert window("2025-05-01", today=dt.date(2025, 6, 1)) == ("2025-05-01", "2025-06-01")
+
+
+def test_digest_options_with_control_characters(digest_index, fake_encoder):
+    assert check_line("--query", " diffusion\r\n  models\t") == "diffusion models"
+    with pytest.raises(InvalidQuery, match="--query holds the control character U\\+001B"):
+        check_line("--query", "diffusion\x1b[2J")
+    for option in ("--to", "--from"):
+        for bad in ("me@example.org\r\nBcc: x@y.z", "me@example.org\n", "nobody"):
+            with pytest.raises(InvalidQuery, match=f"{option} must be an e-mail address"):
+                check_address(option, bad)
+    d = make_digest(Searcher(digest_index, fake_encoder), since="2024-01-01",
+                    query="diffusion\r\nimage")
+    assert d.title == "papersift digest: diffusion image"
+    with pytest.raises(InvalidQuery, match="--from must be an e-mail address"):
+        send(d, "127.0.0.1", free_port(), to="a@b.c", sender="bot@x\r\nBcc: x@y.z")
+    for bad in ("local host:25", "host\n:25", "host:" + "0" * 5000):
+        with pytest.raises(InvalidQuery, match="HOST:PORT"):
+            parse_smtp(bad)

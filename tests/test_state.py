@@ -58,3 +58,37 @@ def test_malformed_explore_values_are_dropped():
     assert state.unlike == ("2401.00009",)  # a paper cannot be both
     assert ViewState.from_params({"cluster": ["99999"]}).cluster == -1
     assert len(ViewState.from_params({"like": [f"2401.{i:05d}" for i in range(80)]}).like) == 50
+
+
+def test_url_dates_go_through_the_shared_strict_parser():
+    for bad in ("2025-W01-1", "20250101", "2025-01-01T00:00", "2024-02-30", "٢٠٢٥-٠١-٠١"):
+        assert ViewState.from_params({"since": [bad], "until": [bad]}).since == ""
+    assert ViewState.from_params({"since": ["2024-02-29"]}).since == "2024-02-29"
+
+
+def test_since_after_until_is_one_line_in_the_app():
+    assert ViewState(since="2025-01-01", until="2025-01-01").date_problem == ""
+    assert ViewState(since="2025-01-01").date_problem == ""
+    problem = ViewState(since="2025-02-01", until="2025-01-01").date_problem
+    assert "2025-02-01 is after" in problem and "\n" not in problem
+
+
+def test_the_app_shows_the_date_problem_and_keeps_the_widgets(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import streamlit as st
+
+        from ui.components import view
+
+        view()
+        st.date_input("since", key="w_since", value=None)
+        st.date_input("until", key="w_until", value=None)
+
+    at = AppTest.from_function(page)
+    at.query_params["since"], at.query_params["until"] = "2025-02-01", "2025-01-01"
+    at.run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [ViewState(since="2025-02-01",
+                                                       until="2025-01-01").date_problem]
+    assert str(at.date_input(key="w_since").value) == "2025-02-01"

@@ -21,7 +21,6 @@ from ui.clikit import (
     SortOpt,
     UntilOpt,
     UsageProblem,
-    check_date,
     err,
     make_filters,
     open_searcher,
@@ -294,18 +293,23 @@ def digest(
 ) -> None:
     """Write a Markdown and an HTML digest of new papers for a query or a reading list."""
     from search import digest as digests
+    from search.lists import check_name
 
-    check_date("--since", since)
-    if not since:
-        raise UsageProblem("--since is required (YYYY-MM-DD)")
-    check_date("--until", until)
-    if bool(from_list) == bool(query.strip()):
+    # Every option is checked before anything is computed or written.
+    since, until = digests.window(since, until)
+    query = digests.check_line("--query", query)
+    if bool(from_list) == bool(query):
         raise UsageProblem("give exactly one of --list NAME or --query TEXT")
+    from_list = check_name(from_list) if from_list else ""
     if bool(smtp) != bool(to):
         raise UsageProblem("--smtp and --to go together")
     host_port = digests.parse_smtp(smtp) if smtp else None
+    to = digests.check_address("--to", to) if to else ""
+    sender = digests.check_address("--from", sender)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageProblem(f"--out {out_dir} is not a folder")
     ids = [i.paper.id for i in _store(lists).items(from_list)] if from_list else None
-    searcher = open_searcher(Settings.load(index, model), with_model=bool(query.strip()))
+    searcher = open_searcher(Settings.load(index, model), with_model=bool(query))
     made = digests.make_digest(searcher, since=since, until=until, query=query,
                                list_name=from_list, list_ids=ids, k=k)
     md, page = digests.write(made, out_dir)

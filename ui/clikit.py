@@ -50,15 +50,22 @@ class UsageProblem(Exception):
     """A mistake in how the command was called (exit 2)."""
 
 
-def check_date(option: str, value: str) -> None:
-    """A date option is empty or YYYY-MM-DD; anything else is a usage mistake."""
-    import datetime as dt
+def check_date(option: str, value: str) -> str:
+    """A date option: '' or exactly YYYY-MM-DD (`indexer.records.parse_date`, the parser
+    the app and digests share); anything else, 2025-W01-1 or 20250101 too, is a usage
+    mistake."""
+    from indexer.records import parse_date
 
     try:
-        if value:
-            dt.date.fromisoformat(value)
+        return parse_date(value).isoformat() if value else ""
     except ValueError:
         raise UsageProblem(f"{option} must be a YYYY-MM-DD date, got {value!r}") from None
+
+
+def check_window(since: str, until: str) -> None:
+    """--since after --until is a usage mistake: no paper could match."""
+    if since and until and since > until:
+        raise UsageProblem(f"--since {since} is after --until {until}: no paper can match")
 
 
 def make_encoder(model: str | None, precision: str = "float32", batch_size: int | None = None,
@@ -124,8 +131,8 @@ def open_searcher(settings, with_model: bool = True):
 def make_filters(since: str, until: str, category: list[str] | None, author: str):
     from search import Filters
 
-    check_date("--since", since)
-    check_date("--until", until)
+    since, until = check_date("--since", since), check_date("--until", until)
+    check_window(since, until)
     return Filters(since, until, tuple(category or ()), author)
 
 

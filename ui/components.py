@@ -6,12 +6,11 @@ Every page renders papers through `show_hit` and `show_results`, so escaping
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from indexer.records import Paper
+from indexer.records import Paper, parse_date
 from search import Hit, Searcher
 from search.engine import Engine
 from search.lists import ListError, ReadingLists
@@ -52,10 +51,12 @@ def view() -> ViewState:
         ss = st.session_state
         ss.w_query, ss.w_author, ss.w_sort = state.query, state.author, state.sort
         ss.w_mode = state.mode
-        ss.w_since = dt.date.fromisoformat(state.since) if state.since else None
-        ss.w_until = dt.date.fromisoformat(state.until) if state.until else None
+        ss.w_since = parse_date(state.since) if state.since else None
+        ss.w_until = parse_date(state.until) if state.until else None
         ss.w_cats = list(state.categories)
         ss.applied = state
+    if problem := state.date_problem:
+        st.warning(problem)
     return state
 
 

@@ -11,11 +11,11 @@ are untrusted: anything malformed is dropped, never an error.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from indexer.records import parse_date
 from search.hybrid import MODES
 from search.searcher import SORTS, Filters
 
@@ -50,6 +50,14 @@ class ViewState:
     @property
     def filters(self) -> Filters:
         return Filters(self.since, self.until, self.categories, self.author)
+
+    @property
+    def date_problem(self) -> str:
+        """One line when the date range can hold no paper (since after until), else ''."""
+        if self.since and self.until and self.since > self.until:
+            return (f"“Published since” {self.since} is after “Published until” {self.until}: "
+                    "no paper can match; change one of them.")
+        return ""
 
     def with_(self, **changes) -> ViewState:
         return replace(self, **changes)
@@ -122,8 +130,9 @@ class ViewState:
 
 
 def _date(value: str) -> str:
+    """YYYY-MM-DD through the parser the CLI and digests share; anything else is dropped."""
     try:
-        return dt.date.fromisoformat(value).isoformat() if len(value) == 10 else ""
+        return parse_date(value).isoformat()
     except ValueError:
         return ""
 
