@@ -1,6 +1,8 @@
 """Dates, categories and digest options as a user types them, checked before any work:
 each mistake is one line and exit 2. In-process (`ui.cli.main`) with the fake encoder."""
 
+import json
+
 import pytest
 
 from tests.fakes import FakeEncoder
@@ -42,6 +44,20 @@ def test_only_yyyy_mm_dd_dates(run, toy_index, command, value):
 def test_since_after_until_is_a_usage_error(run, toy_index, command):
     one_line(run(*command, "--since", "2024-03-01", "--until", "2024-02-01", "--index", toy_index),
              2, "--since 2024-03-01 is after --until 2024-02-01")
+
+
+def test_a_category_in_another_case_is_the_index_spelling(run, toy_index):
+    code, out, _ = run("search", "diffusion", "--category", "cs.cv", "--json", "--no-floor",
+                       "--index", toy_index)
+    hits = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and hits and all("cs.CV" in h["categories"] for h in hits)
+
+
+@pytest.mark.parametrize("command", [["search", "graphs"], ["similar", "2401.00001"],
+                                     ["recommend", "--like", "2401.00001"]])
+def test_an_unknown_category_names_the_closest(run, toy_index, command):
+    one_line(run(*command, "--category", "cs.LG", "--category", "cs.CK", "--index", toy_index), 2,
+             "--category: no paper has category 'cs.CK' (closest: cs.C")
 
 
 def test_digest_options_are_checked_before_anything_is_written(run, toy_index, tmp_path):

@@ -36,6 +36,7 @@ from ui.clikit import (
     SortOpt,
     UntilOpt,
     UsageProblem,
+    check_categories,
     encode_progress,
     err,
     human_size,
@@ -176,6 +177,7 @@ def search(
         if not lines:
             raise InvalidQuery(f"{queries}: no queries in file")
     searcher = open_searcher(Settings.load(index, model))
+    filters = check_categories(searcher, filters)
     if query is not None:
         results = searcher.query(query, k, filters, sort, mode, correct=not as_typed,
                                  floor=not no_floor)
@@ -218,6 +220,7 @@ def similar(
     check_sort(sort)
     filters = make_filters(since, until, category, author)
     searcher = open_searcher(Settings.load(index), with_model=False)
+    filters = check_categories(searcher, filters)
     source = searcher.paper(paper)
     heading = None if as_json else f"Similar to {source.id}: {source.title}"
     print_hits(searcher.similar(paper, k, filters, sort), as_json, heading=heading)

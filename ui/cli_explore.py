@@ -21,6 +21,7 @@ from ui.clikit import (
     SortOpt,
     UntilOpt,
     UsageProblem,
+    check_categories,
     err,
     make_filters,
     open_searcher,
@@ -126,6 +127,7 @@ def recommend(
     filters = make_filters(since, until, category, "")
     liked = list(like or [])
     searcher = open_searcher(Settings.load(index), with_model=False)
+    filters = check_categories(searcher, filters)
     if from_list:
         ids = [item.paper.id for item in _store(lists).items(from_list)]
         known = searcher.rows_of(ids)

@@ -68,6 +68,25 @@ def check_window(since: str, until: str) -> None:
         raise UsageProblem(f"--since {since} is after --until {until}: no paper can match")
 
 
+def check_categories(searcher, filters):
+    """`filters` with its categories as the index spells them (`cs.cl` is `cs.CL`).
+
+    Raises:
+        UsageProblem: a category no paper of the index has, naming the closest ones.
+    """
+    from dataclasses import replace
+
+    from indexer.records import match_categories
+
+    if not filters.categories:
+        return filters
+    try:
+        known = match_categories(filters.categories, (c for c, _ in searcher.categories))
+    except ValueError as e:
+        raise UsageProblem(f"--category: {e}") from None
+    return replace(filters, categories=known)
+
+
 def make_encoder(model: str | None, precision: str = "float32", batch_size: int | None = None,
                  threads: int | None = None, backend: str = "auto"):
     from indexer.encoder import SentenceTransformerEncoder
