@@ -49,6 +49,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,64 @@ CREATE TABLE paper_categories (
     row INTEGER NOT NULL,
     PRIMARY KEY (category, row)
 ) WITHOUT ROWID;
+CREATE TABLE author_postings (
+    part TEXT PRIMARY KEY,
+    n INTEGER NOT NULL,
+    codes BLOB NOT NULL
+) WITHOUT ROWID;
 """
+# Author search by name: each author's name is folded (accents removed, case folded) and
+# split into parts; `author_postings` maps a part to the sorted int64 codes
+# row * AUTHOR_SLOTS + position of the author in the paper (little-endian), so one lookup
+# per query word is one BLOB, and "same author" is the same code. "^x" keys list the
+# authors with a part starting with x (a query's initial "J" or "J.").
+AUTHOR_SLOTS = 64
+_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "æ": "ae", "œ": "oe", "ı": "i",
+                       "þ": "th", "ð": "d"})
+_NAME_PART = re.compile(r"[^\W_]+")
+
+
+def name_parts(name: str) -> list[str]:
+    """A name's parts, accent- and case-folded: "Jürgen Müller-Ørsted" ->
+    ["jurgen", "muller", "orsted"]."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", name.casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c)).translate(_FOLD)
+    return _NAME_PART.findall(text)
+
+
+def _match_keys(part: str, n_parts: int, split: bool = False):
+    """The postings a query part matches: in full (exact) and through initials (loose)."""
+    if len(part) == 1:
+        exact, loose = [], ["^" + part, part]  # an initial: any name part starting with it
+    else:
+        exact, loose = [part], ([part[0]] if n_parts > 1 else [])  # a stored initial
+    return (exact, loose) if split else exact + loose
+
+
+def _member(codes: np.ndarray, postings: list[np.ndarray]) -> np.ndarray:
+    """Which of `codes` are in any of the sorted `postings` (binary search each)."""
+    found = np.zeros(len(codes), dtype=bool)
+    for sorted_codes in postings:
+        if len(sorted_codes):
+            at = np.minimum(np.searchsorted(sorted_codes, codes), len(sorted_codes) - 1)
+            found |= sorted_codes[at] == codes
+    return found
+
+
+def _author_postings(papers: Sequence[Paper]) -> Iterator[tuple[str, bytes]]:
+    postings: dict[str, list[int]] = {}
+    for row, paper in enumerate(papers):
+        for slot, author in enumerate(paper.authors[:AUTHOR_SLOTS]):
+            code = row * AUTHOR_SLOTS + slot
+            for part in set(name_parts(author)):
+                postings.setdefault(part, []).append(code)
+                if len(part) > 1:
+                    postings.setdefault("^" + part[0], []).append(code)
+    for part, codes in postings.items():
+        unique = np.unique(np.asarray(codes, dtype="<i8"))
+        yield part, len(unique), unique.tobytes()
 
 
 @dataclass(frozen=True)
@@ -357,6 +415,7 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
             "INSERT OR IGNORE INTO paper_categories VALUES (?, ?)",
             ((c, row) for row, p in enumerate(papers) for c in p.categories),
         )
+        db.executemany("INSERT INTO author_postings VALUES (?, ?, ?)", _author_postings(papers))
         db.commit()
     finally:
         db.close()
@@ -699,7 +758,7 @@ class PaperTable:
         if until:
             where.append("published != '' AND published <= ?")
             params.append(until)
-        if author:
+        if author and not self.has_author_index:  # written by an older papersift
             where.append("authors LIKE ? ESCAPE '\\'")
             escaped = author.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params.append(f"%{escaped}%")
@@ -707,9 +766,63 @@ class PaperTable:
             marks = ",".join("?" * len(categories))
             where.append(f"row IN (SELECT row FROM paper_categories WHERE category IN ({marks}))")
             params.extend(categories)
+        if author and self.has_author_index and not where:
+            return self.author_rows(author)
         sql = "SELECT row FROM papers" + (" WHERE " + " AND ".join(where) if where else "")
         rows = np.array([r[0] for r in self._query(sql + " ORDER BY row", params)], dtype=np.int64)
+        if author and self.has_author_index:
+            rows = np.intersect1d(rows, self.author_rows(author))
         return rows
+
+    @cached_property
+    def has_author_index(self) -> bool:
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE name = 'author_postings'"))
+
+    def _postings(self, part: str) -> np.ndarray:
+        found = self._query("SELECT codes FROM author_postings WHERE part = ?", (part,))
+        if not found:
+            return np.zeros(0, dtype=np.int64)
+        blob = found[0][0]
+        if not isinstance(blob, bytes) or len(blob) % 8:
+            raise IndexCorrupt(f"{self.path}: damaged author postings for {part!r}")
+        return np.frombuffer(blob, dtype="<i8").astype(np.int64, copy=False)
+
+    def author_rows(self, author: str) -> np.ndarray:
+        """Sorted int64 rows of papers with an author whose name has every part of `author`
+        (folded: "muller" finds "Müller", "Li" finds "Li Wei" and "Wei Li" but not
+        "Oliver"). A one-letter part is an initial ("J Smith", "J. Smith" find "John
+        Smith"); in a query of two parts or more, a name stored with an initial ("J.
+        Smith") matches a full first name ("John Smith") as long as one part of the query
+        matches in full."""
+        parts = list(dict.fromkeys(name_parts(author)))
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        keys = {k for p in parts for k in _match_keys(p, len(parts))}
+        marks = ",".join("?" * len(keys))
+        sizes = dict(self._query(f"SELECT part, n FROM author_postings WHERE part IN ({marks})",
+                                 sorted(keys)))  # n, not length(codes): that reads the BLOB
+        # start from the part with the fewest authors; the others only test membership
+        order = sorted(parts, key=lambda p: sum(sizes.get(k, 0) for k in _match_keys(p, len(parts))))
+        codes = None
+        full = None  # whether each candidate matched some query part in full
+        for part in order:
+            exact, loose = _match_keys(part, len(parts), split=True)
+            if codes is None:
+                found = [self._postings(k) for k in exact + loose]
+                found = [f for f in found if len(f)]
+                codes = (found[0] if len(found) == 1 else  # one posting is sorted, unique
+                         np.unique(np.concatenate(found or [np.zeros(0, np.int64)])))
+                full = (np.ones(len(codes), bool) if len(found) == 1 and exact
+                        and len(self._postings(exact[0])) == len(codes)
+                        else _member(codes, [self._postings(k) for k in exact]))
+                continue
+            hit_exact = _member(codes, [self._postings(k) for k in exact])
+            keep = hit_exact | _member(codes, [self._postings(k) for k in loose])
+            codes, full = codes[keep], (full | hit_exact)[keep]
+            if len(codes) == 0:
+                break
+        rows = codes[full] // AUTHOR_SLOTS  # sorted: codes are
+        return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ import numpy as np
 from indexer import lexical, windows
 from indexer.encoder import DEFAULT_MODEL, Encoder
 from indexer.errors import IndexCorrupt, InvalidQuery, UnknownPaper
-from indexer.records import Paper, canonical_id
+from indexer.records import Paper, canonical_id, parse_date
 from indexer.store import MAP_DIR, IndexHandle, ModelInfo, open_index, read_atlas
 from search import hybrid, spelling
 from search.hybrid import DEFAULT_FUSION, MODES, RELEVANCE_FLOOR, Floor, Fusion, fuse, top_rows
@@ -48,6 +48,17 @@ class Filters:
     until: str = ""
     categories: tuple[str, ...] = ()
     author: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    parse_date(value)
+                except ValueError as e:
+                    raise InvalidQuery(f"{name}: {e}") from None
+        if self.since and self.until and self.since > self.until:
+            raise InvalidQuery(f"since {self.since} is after until {self.until}")
 
     @property
     def active(self) -> bool:
