@@ -14,8 +14,11 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 import sqlite3
+import stat
+import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -223,12 +226,45 @@ class ReadingLists:
 # ---------------------------------------------------------------- export
 
 
-_BIB_SPECIAL = re.compile(r"(?<!\\)([&%#_])")
+# LaTeX commands a title or author may keep: letters, accents, math and text formatting.
+# Anything else (\input, \write18, \def, \catcode, \csname ...) is written as text.
+_SAFE_COMMAND_NAMES = """
+alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi
+pi varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta
+Lambda Xi Pi Sigma Upsilon Phi Psi Omega
+sqrt frac dfrac tfrac mathcal mathbb mathbf mathrm mathit mathsf mathtt mathfrak boldsymbol
+bm operatorname text textrm ell infty partial nabla leq le geq ge neq ne approx sim simeq
+equiv propto times cdot cdots ldots dots vdots ddots pm mp to rightarrow leftarrow
+Rightarrow Leftarrow leftrightarrow mapsto in notin subset subseteq supset supseteq cup cap
+setminus emptyset forall exists neg land lor wedge vee oplus otimes circ star ast log ln exp
+sin cos tan max min arg sup inf lim sum prod int mid parallel perp hat tilde bar vec dot ddot
+widehat widetilde overline underline left right big Big bigl bigr langle rangle lfloor
+rfloor lceil rceil ll gg prime top quad qquad
+textbf textit texttt textsc textsf textsl emph mbox LaTeX TeX textendash textemdash
+textquoteright textquoteleft textbackslash textasciicircum textasciitilde dag ddag copyright
+c v u H r k d b t i j l L o O ss ae AE oe OE aa AA
+"""
+_SAFE_COMMANDS = frozenset(_SAFE_COMMAND_NAMES.split())
+_BIB_TOKEN = re.compile(r"\\([a-zA-Z]+|[^a-zA-Z]?)|([&%#_])", re.DOTALL)
+
+
+def _bib_token(match: re.Match[str]) -> str:
+    if match.group(2):  # a LaTeX special written bare: make it literal
+        return "\\" + match.group(2)
+    name = match.group(1)
+    if name and (name in _SAFE_COMMANDS or not name[0].isalpha()):
+        return match.group(0)  # a known command, or a control symbol such as \& \' \,
+    return r"\textbackslash{}" + name  # \input, \write18, a trailing lone backslash ...
 
 
 def _bib_text(text: str) -> str:
-    """A value safe inside BibTeX braces: LaTeX specials escaped, braces balanced."""
-    text = _BIB_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    """A value safe inside BibTeX braces and inert to LaTeX.
+
+    LaTeX specials are escaped, only the commands in _SAFE_COMMANDS stay commands, no `^^`
+    (TeX's notation for any character, a backslash included) survives, braces are balanced.
+    """
+    text = _BIB_TOKEN.sub(_bib_token, " ".join(text.split()))
+    text = re.sub(r"\^{2,}", lambda m: r"\textasciicircum{}" * len(m.group()), text)
     depth, kept = 0, []
     for ch in text:
         if ch == "{":
@@ -280,15 +316,72 @@ def to_bibtex(papers: Sequence[Paper]) -> str:
     return bibtexparser.write_string(library)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: a leading formula character gets a `'` before it
+    (the OWASP rule against CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def to_csv(items: Sequence[ListItem]) -> str:
+    """The list as CSV, one row per paper; no cell can start a spreadsheet formula."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for item in items:
         p = item.paper
-        writer.writerow([p.id, p.title, "; ".join(p.authors), p.published, p.primary_category,
-                         " ".join(p.categories), p.url, item.added])
+        writer.writerow([_csv_cell(str(x)) for x in (
+            p.id, p.title, "; ".join(p.authors), p.published, p.primary_category,
+            " ".join(p.categories), p.url, item.added)])
     return buffer.getvalue()
+
+
+def write_export(path: str | Path, text: str) -> None:
+    """Write an export to `path` atomically, through a new temp file in the same folder.
+
+    The temp file is created with O_EXCL (never an existing file or a planted symlink),
+    fsynced and renamed over the target; on any failure it is removed. A target that exists
+    and is not a regular file (a symlink, directory, device, FIFO) is refused, never followed.
+
+    Raises:
+        ListError: one line naming the path and the reason.
+    """
+    path = Path(path)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise ListError(f"{path}: cannot write ({e.strerror})") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode)
+                else "not a regular file")
+        raise ListError(f"{path}: is {kind}; give the path of a regular file to write")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise ListError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux); 0o022 elsewhere."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
 
 
 # ---------------------------------------------------------------- import

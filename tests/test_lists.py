@@ -18,8 +18,10 @@ from search.lists import (
     read_bibtex,
     to_bibtex,
     to_csv,
+    write_export,
 )
 from tests.conftest import write_jsonl
+from ui.settings import Settings, default_index_dir
 
 P1 = Paper(id="2401.00001", title="Graph networks & molecules: 100% of {the} cases_x",
            abstract="", authors=("Ada Lovelace", "Alan Turing"), categories=("cs.LG", "q-bio.BM"),
@@ -148,12 +150,116 @@ def test_lists_survive_a_rebuild_and_an_update(store, toy_index, toy_file, tmp_p
 
     searcher = Searcher(toy_index)
     store.add("keep", [searcher.paper("2401.00002"), searcher.paper("2401.00005")])
+    saved = store.path.read_bytes()
     build_index([toy_file], toy_index, fake_encoder)
     extra = [{"id": "2501.00001", "title": "New one", "abstract": "new", "published": "2025-01-01"}]
     update_index([write_jsonl(tmp_path / "new.jsonl", extra)], toy_index, fake_encoder)
+    assert store.path.read_bytes() == saved  # neither wrote to the lists database
     assert [i.paper.id for i in store.items("keep")] == ["2401.00002", "2401.00005"]
     fresh = Searcher(toy_index)
     assert set(fresh.rows_of([i.paper.id for i in store.items("keep")])) == {
         "2401.00002", "2401.00005"}
-    assert not list(toy_index.rglob("*.sqlite*")) or all(
-        "lists" not in p.name for p in toy_index.rglob("*"))
+    # By default the lists live beside the indexes, never inside the one being served.
+    default = Settings.load(index=toy_index, env={}).lists
+    assert toy_index not in default.parents and default.parent == default_index_dir().parent
+
+
+# ---------------------------------------------------------------- hostile exports
+
+
+def test_bibtex_export_cannot_run_latex_and_keeps_ordinary_titles():
+    hostile = [Paper(id=f"2401.0002{i}", title=t, abstract="", authors=("Mallory",))
+               for i, t in enumerate([r"\input{/etc/passwd}", r"\immediate\write18{rm -rf /}",
+                                      r"\def\x{y} \catcode`\^=12 \csname input\endcsname",
+                                      r"^^5cinput{/etc/passwd} and \^^69nput{x}"])]
+    ordinary = Paper(id="2401.00030", title=r"Bounds $O(\sqrt{n})$ for $\alpha$-nets in {BERT}",
+                     abstract="", authors=(r"Bernhard Sch{\"o}lkopf", r"Marc M\'{e}zard"))
+    text = to_bibtex([*hostile, ordinary])
+    library = bibtexparser.parse_string(text)
+    assert not library.failed_blocks and len(library.entries) == 5
+    for entry in library.entries[:4]:
+        title = entry.fields_dict["title"].value
+        for command in ("input", "write18", "immediate", "def", "catcode", "csname"):
+            assert f"\\{command}" not in title.replace(r"\textbackslash{}", "|"), title
+        assert "^^" not in title
+    assert library.entries[0].fields_dict["title"].value == r"{\textbackslash{}input{/etc/passwd}}"
+    last = {k: f.value for k, f in library.entries[4].fields_dict.items()}
+    assert last["title"] == r"{Bounds $O(\sqrt{n})$ for $\alpha$-nets in {BERT}}"
+    assert last["author"] == r"Bernhard Sch{\"o}lkopf and Marc M\'{e}zard"
+
+
+def test_csv_export_neutralises_formulas(store):
+    risky = Paper(id="2401.00040", title="=HYPERLINK(\"http://evil.example\",\"x\")", abstract="",
+                  authors=("+1+cmd|' /C calc'!A0", "@SUM(1)"), categories=("-2+3",),
+                  url="\tjs", published="2024-01-01")
+    store.add("l", [risky, P2])
+    rows = list(csv.DictReader(io.StringIO(to_csv(store.items("l")))))
+    assert rows[0]["title"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert rows[0]["authors"].startswith("'+1") and rows[0]["categories"] == "'-2+3"
+    assert rows[0]["url"] == "'\tjs"
+    assert rows[1]["title"] == P2.title and rows[1]["id"] == "2401.00002"  # plain cells kept
+    assert rows[1]["published"] == "2024-02-10"
+
+
+def test_export_replaces_a_regular_file_atomically(tmp_path):
+    target = tmp_path / "out.bib"
+    target.write_text("old")
+    target.chmod(0o640)
+    write_export(target, "new")
+    assert target.read_text() == "new" and (target.stat().st_mode & 0o777) == 0o640
+    write_export(tmp_path / "fresh.csv", "x")
+    assert (tmp_path / "fresh.csv").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.csv", "out.bib"]
+
+
+def test_export_never_follows_or_replaces_what_is_not_a_regular_file(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "out.bib"
+    link.symlink_to(victim)
+    with pytest.raises(ListError, match="out.bib: is a symbolic link"):
+        write_export(link, "x")
+    with pytest.raises(ListError, match="is a directory"):
+        write_export(tmp_path, "x")
+    with pytest.raises(ListError, match="/dev/null: is not a regular file"):
+        write_export("/dev/null", "x")
+    # a symlink planted where a fixed temp name would be is never written through
+    (tmp_path / ".list.bib.tmp").symlink_to(victim)
+    write_export(tmp_path / "list.bib", "fine")
+    assert victim.read_text() == "precious" and link.is_symlink()
+    assert (tmp_path / "list.bib").read_text() == "fine"
+
+
+def test_a_failed_export_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(ListError, match="out.csv: cannot write \\(No space left on device\\)"):
+        write_export(target, "new")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    with pytest.raises(ListError, match="cannot write"):
+        write_export(tmp_path / "missing" / "out.csv", "x")
+
+
+def test_cli_export_to_a_symlink_is_one_line_and_exit_1(store, tmp_path, capsys):
+    from ui.cli import main
+
+    store.add("l", [P1])
+    link = tmp_path / "out.bib"
+    link.symlink_to(tmp_path / "elsewhere.bib")
+    args = ["list", "export", "l", "--lists", str(store.path), "--out"]
+    assert main([*args, str(link)]) == 1
+    assert capsys.readouterr().err == f"papersift: error: {link}: is a symbolic link; give the " \
+                                      "path of a regular file to write\n"
+    assert not (tmp_path / "elsewhere.bib").exists()
+    odd = tmp_path / "[bold]x.csv"  # shown as written, not as rich markup
+    assert main([*args, str(odd), "--format", "csv"]) == 0
+    assert capsys.readouterr().err == f"Wrote 1 papers to {odd}\n"
+    assert odd.read_text().startswith("id,title")

@@ -214,7 +214,8 @@ def list_show(name: NameArg, lists: ListsOpt = None, as_json: JsonOpt = False) -
             print(json.dumps({"id": p.id, "title": p.title, "authors": list(p.authors),
                               "published": p.published, "added": item.added}, ensure_ascii=False))
         return
-    table = Table(title=f"{name} ({len(items)} papers)", title_justify="left", expand=True)
+    table = Table(title=Text(f"{name} ({len(items)} papers)"), title_justify="left",
+                  expand=True)
     for column, kw in (("id", {}), ("title", {"ratio": 3}), ("date", {"no_wrap": True})):
         table.add_column(column, **kw)
     for item in items:
@@ -230,7 +231,7 @@ def list_export(
     lists: ListsOpt = None,
 ) -> None:
     """Write a list as BibTeX (@misc with eprint/archivePrefix/primaryClass) or CSV."""
-    from search.lists import ListError, to_bibtex, to_csv
+    from search.lists import to_bibtex, to_csv, write_export
 
     if fmt not in ("bibtex", "csv"):
         raise UsageProblem(f"--format must be bibtex or csv, got {fmt!r}")
@@ -239,13 +240,8 @@ def list_export(
     if out_file is None:
         sys.stdout.write(text)
         return
-    try:
-        tmp = out_file.with_name(f".{out_file.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out_file)
-    except OSError as e:
-        raise ListError(f"{out_file}: cannot write ({e})") from None
-    err.print(f"Wrote {len(items)} papers to {out_file}", highlight=False)
+    write_export(out_file, text)
+    err.print(Text(f"Wrote {len(items)} papers to {out_file}"), highlight=False)
 
 
 @list_app.command("import")
