@@ -6,10 +6,12 @@ Library errors become one line on stderr: exit 2 for usage mistakes, 1 for failu
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -47,7 +49,7 @@ from ui.clikit import (
     print_hits,
     print_notes,
 )
-from ui.settings import BUNDLED_CORPUS, Settings
+from ui.settings import BUNDLED_CORPUS, SERVER_ADDRESS, Settings, server_flags
 
 try:  # typer >= 0.29 vendors its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -309,17 +311,45 @@ def build_line(m: dict) -> str:
     return ", ".join(parts)
 
 
+def check_port(port: int) -> None:
+    """Refuse a port the app cannot be served on, before anything is started or built."""
+    if not 1 <= port <= 65535:
+        raise PapersiftError(f"--port must be between 1 and 65535, got {port}")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+        try:
+            s.bind((SERVER_ADDRESS, port))
+        except OSError as e:
+            reason = "is in use" if e.errno == errno.EADDRINUSE else f"cannot be used ({e.strerror})"
+            raise PapersiftError(f"port {port} on {SERVER_ADDRESS} {reason}; "
+                                 "choose another with --port") from None
+
+
+def _die_with_parent():
+    """A preexec_fn: on Linux the child gets SIGTERM when papersift dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # papersift died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _run_app(settings: Settings, port: int) -> int:
-    app_path = Path(__file__).resolve().parent / "app.py"
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(app_path),
-        "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
-    ]
-    url = f"http://127.0.0.1:{port}"
+    check_port(port)
+    entry = Path(__file__).resolve().parent / "asgi.py"  # ui/app.py behind a Host check
+    command = [sys.executable, "-m", "streamlit", "run", str(entry), *server_flags(port)]
+    url = f"http://{SERVER_ADDRESS}:{port}"
     err.print(f"papersift: serving {settings.index} at {url}", highlight=False)
-    proc = subprocess.Popen(command, env={**os.environ, **settings.environment()})
+    proc = subprocess.Popen(command, env={**os.environ, **settings.environment()},
+                            preexec_fn=_die_with_parent())
 
     def stop(signum, frame):  # a terminated papersift takes its server with it
         proc.terminate()
@@ -329,10 +359,17 @@ def _run_app(settings: Settings, port: int) -> int:
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin":
         threading.Thread(target=_open_when_up, args=(url, proc), daemon=True).start()
     try:
-        return proc.wait()
+        code = proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         return 0
+    if code != 0:
+        raise PapersiftError(f"the app server stopped with exit status {code}")
+    return 0
 
 
 def _open_when_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -363,6 +400,7 @@ def demo(port: PortOpt = 8501, index: IndexOpt = None) -> None:
     from indexer.store import read_manifest
 
     settings = Settings.load(index)
+    check_port(port)  # before a minute of building
     try:
         read_manifest(settings.index)
     except IndexNotFound:

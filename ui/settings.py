@@ -13,6 +13,8 @@ from pathlib import Path
 import platformdirs
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "data" / "demo-arxiv-2k.jsonl"
+SERVER_ADDRESS = "127.0.0.1"  # the app is only ever served on loopback
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")  # the Host headers it answers (ui/asgi.py)
 
 
 def default_index_dir() -> Path:
@@ -70,3 +72,19 @@ class Settings:
         if self.model:
             env["PAPERSIFT_MODEL"] = self.model
         return env
+
+
+def server_flags(port: int) -> list[str]:
+    """`streamlit run` flags for the app on SERVER_ADDRESS:port.
+
+    Flags outrank every Streamlit config file and STREAMLIT_* variable, so a user's config
+    cannot turn off XSRF protection or CORS protection (`enableCORS=true` means protection
+    on), nor let WebSocket connections in under another Host name.
+    """
+    hosts = [arg for host in LOOPBACK_HOSTS for arg in ("--server.allowedHosts", host)]
+    return [
+        "--server.address", SERVER_ADDRESS, "--server.port", str(port),
+        "--server.enableXsrfProtection", "true", "--server.enableCORS", "true", *hosts,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
+    ]
