@@ -12,10 +12,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
 from indexer.build import build_index
+from indexer.records import Paper
+from search.lists import ReadingLists
 from tests.conftest import BUNDLED, ROOT, write_jsonl
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -23,6 +26,19 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 QUESTION_LABEL = "Ask a question, type keywords, or paste an arXiv id, URL or abstract"
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
            "[x](javascript:alert(1))", "costs $5 and $6"]
+# URLs, host names and e-mail addresses that GFM would autolink, Markdown links and HTML.
+LINKY = [
+    {"id": "2401.00011", "title": "Linked title https://evil.example/t and www.evil.example",
+     "abstract": "alert dialog test http://evil.example/a www.evil.example/b someone@evil.example "
+                 "[click](https://evil.example/c) <a href='https://evil.example/d'>here</a> "
+                 "<b>bold</b> mailto:x@evil.example",
+     "authors": ["Mallory mallory@evil.example", "Eve www.evil.example"],
+     "categories": ["cs.CR"], "url": "https://evil.example/paper"},
+    {"id": "linky-2", "title": "Local paper mailto:x@evil.example HTTP://EVIL.EXAMPLE",
+     "abstract": "alert dialog test https://evil.example", "url": "https://evil.example/"},
+]
+LIST_NAME = "**Thesis** [x](https://evil.example) <b>b</b> me@evil.example"
+SAFE_HOSTS = {"arxiv.org", "export.arxiv.org", "doi.org"}
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,13 +60,16 @@ def server(tmp_path_factory, real_encoder):
     lines = BUNDLED.read_text(encoding="utf-8").splitlines()[:120]
     hostile = [{"id": f"2401.0000{i}", "title": t, "abstract": f"alert dialog test {t}",
                 "categories": ["cs.CR"], "url": "javascript:alert(1)"} for i, t in enumerate(HOSTILE)]
-    corpus = write_jsonl(tmp / "papers.jsonl", lines + hostile)
+    corpus = write_jsonl(tmp / "papers.jsonl", lines + hostile + LINKY)
     build_index([corpus], tmp / "index", real_encoder, with_map=True)
+    ReadingLists(tmp / "lists.sqlite").add(LIST_NAME, [Paper(id="2401.00011", title="t",
+                                                             abstract="")])
     port = free_port()
     exe = Path(sys.executable).parent / "papersift"
     proc = subprocess.Popen([str(exe), "ui", "--port", str(port), "--index", str(tmp / "index")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            env={**os.environ, "HF_HUB_OFFLINE": "1",
+                                 "PAPERSIFT_LISTS": str(tmp / "lists.sqlite")})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -152,12 +171,49 @@ def test_hostile_titles_are_inert_text(page, server):
     assert page.dialogs == []
 
 
+def foreign_links(page, server: str) -> list[str]:
+    """Links on the page to anywhere but the app itself and https arXiv or DOI."""
+    hrefs = page.locator("a[href]").evaluate_all("els => els.map(e => e.href)")
+    return [h for h in hrefs if not h.startswith(server + "/") and not (
+        urlparse(h).scheme == "https" and urlparse(h).hostname in SAFE_HOSTS)]
+
+
+def test_urls_addresses_and_list_names_never_become_links(page, server):
+    page.goto(server + "/?q=alert+dialog+test")
+    page.get_by_text("Linked title https:", exact=False).first.wait_for()
+    page.get_by_text("Local paper mailto:", exact=False).first.wait_for()
+    page.wait_for_timeout(500)
+    assert foreign_links(page, server) == []
+    assert page.locator("a", has_text="evil").count() == 0
+
+    page.goto(server + "/?paper=2401.00011")  # the whole abstract and every author
+    page.get_by_text("Mallory mallory@", exact=False).wait_for()
+    page.get_by_text("<a href='https:", exact=False).wait_for()  # HTML shown as text
+    page.get_by_role("button", name="Saved ✓").click()  # the list name as a button label
+    page.get_by_text("✓ **Thesis** [x](https:", exact=False).wait_for()
+    assert foreign_links(page, server) == []
+    assert page.locator("a[href='https://arxiv.org/abs/2401.00011']").count() == 1
+    assert page.locator("b, strong", has_text="bold").count() == 0
+    assert page.locator("strong", has_text="Thesis").count() == 0
+
+    page.goto(server + "/?paper=2401.00000")  # not in the list: "Add to" it, then the toast
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Add to **Thesis** [x](https:", exact=False).click()
+    page.get_by_text("Saved to **Thesis** [x](https:", exact=False).wait_for()
+    page.goto(server + "/?view=lists")  # the list page's buttons and header
+    page.get_by_text("**Thesis** [x](https:", exact=False).first.click()
+    page.get_by_role("heading", name="**Thesis** [x](https:").wait_for()
+    assert foreign_links(page, server) == []
+    assert page.locator("strong", has_text="Thesis").count() == 0
+    page.screenshot(path=ARTIFACTS / "links.png")
+
+
 def test_click_a_point_on_the_map_opens_its_paper(page, server):
     page.goto(f"{server}/?view=explore")
     page.get_by_text("Map of the field").wait_for()
     points = page.locator(".js-plotly-plot g.trace path.point")
     points.first.wait_for()
-    assert points.count() == 124  # every paper is drawn (hostile titles too, as text)
+    assert points.count() == 120 + len(HOSTILE) + len(LINKY)  # every paper, hostile ones as text
     page.screenshot(path=ARTIFACTS / "explore.png")
     box = points.nth(7).bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

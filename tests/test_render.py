@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from indexer.records import Paper
@@ -18,7 +20,33 @@ def test_escape_md_escapes_every_markdown_character(text):
     for i, ch in enumerate(escaped):
         if ch in "<>[]()$*_`#:":
             assert escaped[i - 1] == "\\", (text, escaped)
-    assert escaped.replace("\\", "") == text
+    assert escaped.replace("\\", "").replace("\u2060", "") == text
+
+
+# What Streamlit's remark-gfm autolinks, as its JavaScript regexes have it (\w is ASCII there).
+GFM_URL = re.compile(r"(https?://|www(?=\.))([-.\w]+)([^ \t\r\n]*)", re.IGNORECASE | re.ASCII)
+GFM_EMAIL = re.compile(r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)", re.ASCII)
+LINKISH = [
+    "see http://evil.example/x?a=1 and HTTPS://EVIL.EXAMPLE",
+    "www.evil.example and WWW.Evil.Example/path",
+    "write to someone@evil.example or mailto:a.b+c@mail.evil.example",
+    "xmpp:bot@evil.example/res",
+    "code at https://github.com/x/y (MIT)",
+]
+
+
+@pytest.mark.parametrize("text", LINKISH)
+def test_urls_and_addresses_cannot_be_autolinked(text):
+    assert GFM_URL.search(text) or GFM_EMAIL.search(text)  # the case is a real autolink
+    escaped = render.escape_md(text)
+    parsed = re.sub(r"\\(.)", r"\1", escaped)  # what markdown leaves once escapes are read
+    assert not GFM_URL.search(parsed) and not GFM_EMAIL.search(parsed), parsed
+    assert parsed.replace("\u2060", "") == text  # shown (and copied) as written
+
+
+def test_ordinary_text_gets_no_word_joiners():
+    text = "Attention: a study of 3.5 models at scale // notes, costs $5 (www, ftp:)"
+    assert "\u2060" not in render.escape_md(text)
 
 
 @pytest.mark.parametrize(

@@ -92,14 +92,14 @@ def reading_lists() -> ReadingLists:
 def _save(name: str, paper: Paper) -> None:
     try:
         reading_lists().add(name, [paper])
-        st.toast(f"Saved to {name}")
+        st.toast(f"Saved to {render.escape_md(name)}")
     except ListError as e:
         st.session_state.list_error = str(e)
 
 
 def _unsave(name: str, paper_id: str) -> None:
     reading_lists().remove(name, [paper_id])
-    st.toast(f"Removed from {name}")
+    st.toast(f"Removed from {render.escape_md(name)}")
 
 
 def _save_new(key: str, paper: Paper) -> None:
@@ -135,10 +135,10 @@ def save_menu(paper: Paper, key: str, lists: ListsView) -> None:
     with st.popover(label, width="stretch"):
         for i, name in enumerate(lists.names):
             if name in holding:
-                st.button(f"✓ {name} (remove)", key=f"unsave-{key}-{i}", on_click=_unsave,
+                st.button(f"✓ {render.escape_md(name)} (remove)", key=f"unsave-{key}-{i}", on_click=_unsave,
                           args=(name, paper.id), type="tertiary")
             else:
-                st.button(f"Add to {name}", key=f"save-{key}-{i}", on_click=_save,
+                st.button(f"Add to {render.escape_md(name)}", key=f"save-{key}-{i}", on_click=_save,
                           args=(name, paper), type="tertiary")
         st.text_input("New list", key=f"newlist-{key}", placeholder="Name a new list",
                       on_change=_save_new, args=(f"newlist-{key}", paper))

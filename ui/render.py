@@ -4,6 +4,11 @@ Titles, abstracts, authors and categories come from outside. Streamlit's markdow
 interpret `*`, `[x](javascript:...)`, `$...$` and `:directives:`, so every ASCII
 punctuation character is backslash-escaped (CommonMark treats `\\<punct>` as that literal
 character) and links are only ever made to https arxiv.org or doi.org.
+
+Escaping alone does not stop GFM's autolinks: Streamlit's remark-gfm finds `http://`,
+`www.` and `name@host.tld` in the parsed text, after escapes are resolved. A word joiner
+(U+2060, invisible and never a line break) after `:` in `://`, after `www` and after `@`
+breaks those patterns, so a URL or e-mail address in a title stays text.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ _MATH_SPAN = re.compile(r"\$([^$]{1,300})\$")
 _LATEXISH = re.compile(r"[\\^_{}]")
 _SYMBOL = re.compile(r"\{\\([a-zA-Z]+)\}|\\([a-zA-Z]+)(?![a-zA-Z{])")
 _TEXT_ESCAPES = re.compile(r"\\([%&_#])")
+_WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r":(?=//)|www(?=\.)|@", re.IGNORECASE)
 logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 
 
@@ -67,8 +74,12 @@ def readable_math(text: str) -> str:
 
 
 def escape_md(text: str) -> str:
-    """Text that Streamlit markdown shows literally (no links, HTML, math or directives)."""
-    text = " ".join(str(text).split())
+    """Text that Streamlit markdown shows literally (no links, HTML, math or directives).
+
+    Every ASCII punctuation character is backslash-escaped, and a word joiner goes after
+    `://`'s colon, `www` and `@` so that GFM cannot autolink a URL or an e-mail address.
+    """
+    text = _AUTOLINK.sub(lambda m: m.group(0) + _WORD_JOINER, " ".join(str(text).split()))
     return "".join("\\" + ch if ch in _PUNCT else ch for ch in text)
 
 
