@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make run   set up .venv, build the bundled index if missing, open the app
 #   make test  set up .venv with the dev extras, install Chromium for the browser test, run every test
+#              (under CI=true a missing Chromium fails the run instead of skipping the browser tests)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,7 +30,8 @@ run: $(VENV)/.installed
 /usr/bin/chromium:
 	@echo "installing Debian's chromium for the browser tests"
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "warning: could not install chromium; browser tests will be skipped"
+	  || if [ "$$CI" = true ]; then echo "error: could not install chromium; CI=true runs the browser tests" >&2; exit 1; \
+	     else echo "warning: could not install chromium; browser tests will be skipped"; fi
 
 test: $(VENV)/.installed-dev /usr/bin/chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
