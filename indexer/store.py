@@ -493,9 +493,10 @@ def write_generation(
         _switch(root, gen)
     except BaseException as e:
         shutil.rmtree(gen, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise PapersiftError(f"{root}: could not write a new generation "
-                                 f"({e.strerror or e}); the index is unchanged") from None
+        if isinstance(e, OSError | sqlite3.Error):
+            why = getattr(e, "strerror", None) or str(e)
+            raise PapersiftError(f"{root}: could not write a new generation ({why}); "
+                                 "the index is unchanged") from None
         raise
     remove_leftovers(root)  # the superseded generation, unless a reader still leases it
     return gen
@@ -606,9 +607,10 @@ def derive_generation(root: Path, handle: IndexHandle, atlas: Any) -> Path:
         _switch(root, gen)
     except BaseException as e:
         shutil.rmtree(gen, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise PapersiftError(f"{root}: could not write a new generation "
-                                 f"({e.strerror or e}); the index is unchanged") from None
+        if isinstance(e, OSError | sqlite3.Error):
+            why = getattr(e, "strerror", None) or str(e)
+            raise PapersiftError(f"{root}: could not write a new generation ({why}); "
+                                 "the index is unchanged") from None
         raise
     remove_leftovers(root)  # the superseded generation, unless a reader still leases it
     return gen
