@@ -209,3 +209,25 @@ def test_match_mode_and_why_this_result(monkeypatch, real_index):
     assert result_ids(at)[0] == "2505.13738"
     first_why = [e for e in at.expander if e.label == "Why this result"][0].markdown[0].value
     assert "meaning" not in first_why
+
+
+def test_a_running_app_serves_every_update_without_a_restart(monkeypatch, real_index_copy,
+                                                             real_encoder, tmp_path):
+    from indexer.update import update_index
+
+    at = run_app(monkeypatch, real_index_copy)
+    served = []
+    for batch in range(3):
+        paper = {"id": f"2611.{batch:05d}", "title": f"Counting quokkas from drone photos, "
+                 f"survey {batch}", "abstract": "We count quokka populations on Rottnest "
+                 "Island from aerial drone images with a detector trained on few labels.",
+                 "published": "2026-11-01"}
+        update_index([write_jsonl(tmp_path / f"u{batch}.jsonl", [paper])], real_index_copy,
+                     real_encoder)
+        at.text_input(key="w_query").input(f"quokka drone census {batch}").run()
+        assert not at.exception, at.exception
+        assert paper["id"] in result_ids(at)[:3]
+        served.append(paper["id"])
+    assert set(served) <= set(result_ids(at))
+    gens = [p for p in real_index_copy.iterdir() if p.name.startswith("gen-")]
+    assert len(gens) <= 2  # superseded generations are freed once no session holds them
