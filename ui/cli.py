@@ -342,8 +342,27 @@ def _die_with_parent():
     return preexec
 
 
+MIN_STREAMLIT = (1, 67)  # st.App with middleware and server.allowedHosts: checked with 1.67
+
+
+def check_streamlit() -> None:
+    """Refuse a Streamlit too old to serve ui/asgi.py (one line, not a failed child)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("streamlit")
+    except PackageNotFoundError:
+        raise PapersiftError("streamlit is not installed: pip install -e .") from None
+    parts = tuple(int(x) if x.isdigit() else 0 for x in found.split(".")[:2])
+    if parts < MIN_STREAMLIT:
+        need = ".".join(map(str, MIN_STREAMLIT))
+        raise PapersiftError(f"papersift ui needs streamlit >= {need} (found {found}): "
+                             f"pip install -U 'streamlit>={need}'")
+
+
 def _run_app(settings: Settings, port: int) -> int:
     check_port(port)
+    check_streamlit()
     entry = Path(__file__).resolve().parent / "asgi.py"  # ui/app.py behind a Host check
     command = [sys.executable, "-m", "streamlit", "run", str(entry), *server_flags(port)]
     url = f"http://{SERVER_ADDRESS}:{port}"
@@ -401,6 +420,7 @@ def demo(port: PortOpt = 8501, index: IndexOpt = None) -> None:
 
     settings = Settings.load(index)
     check_port(port)  # before a minute of building
+    check_streamlit()
     try:
         read_manifest(settings.index)
     except IndexNotFound:
