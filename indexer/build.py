@@ -18,7 +18,6 @@ from indexer.store import (
     MAP_DIR,
     ModelInfo,
     read_manifest,
-    remove_leftovers,
     write_generation,
     writer_lock,
 )
@@ -179,8 +178,7 @@ def build_index(
     """
     started = time.perf_counter()
     root = Path(root)
-    with writer_lock(root):
-        remove_leftovers(root)
+    with writer_lock(root):  # leftovers are removed once the new generation is served
         if vectors_path is not None:
             papers, vectors, duplicates = _imported(paths, Path(vectors_path), on_problem)
             problems: list[Problem] = []

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -117,7 +118,7 @@ CREATE TABLE author_postings (
 # row * AUTHOR_SLOTS + position of the author in the paper (little-endian), so one lookup
 # per query word is one BLOB, and "same author" is the same code. "^x" keys list the
 # authors with a part starting with x (a query's initial "J" or "J.").
-AUTHOR_SLOTS = 64
+AUTHOR_SLOTS = 1 << 16  # authors per paper told apart (large collaborations have thousands)
 _FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "æ": "ae", "œ": "oe", "ı": "i",
                        "þ": "th", "ð": "d"})
 _NAME_PART = re.compile(r"[^\W_]+")
@@ -304,23 +305,31 @@ def current_generation(root: Path) -> Path | None:
     return root / name
 
 
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
+
+
 def _try_exclusive(folder: Path) -> int | None:
     """An fd holding an exclusive flock on `folder`, or None when a reader leases it
-    (or it is gone)."""
+    (or it is gone). Where the file system has no flock (some network mounts) nobody can
+    hold a lease, and the folder is taken as free."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+        if e.errno in _NO_LOCKS:
+            return fd
         os.close(fd)
         return None
     return fd
 
 
 def _remove_unleased(folder: Path) -> bool:
-    """Delete a generation folder unless a reader leases it; True when it was removed."""
+    """Delete a generation folder unless a reader leases it; True when it was removed.
+    It is first renamed out of the generations' name space (atomic), so a removal cut
+    short leaves a `.gen-` leftover, never a half-deleted generation."""
     if not folder.is_dir():
         folder.unlink(missing_ok=True)
         return True
@@ -328,21 +337,37 @@ def _remove_unleased(folder: Path) -> bool:
     if fd is None:
         return False
     try:
-        shutil.rmtree(folder, ignore_errors=True)
+        doomed = folder
+        if not folder.name.startswith("."):
+            doomed = folder.with_name(f".{folder.name}-removing")
+            os.rename(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    except OSError:
+        return False
     finally:
         os.close(fd)
     return not folder.exists()
 
 
+def _sound_current(root: Path) -> Path | None:
+    """The generation `CURRENT` names when it exists and its manifest loads; else None
+    (then nothing may be removed: the other generations may be all that is left)."""
+    try:
+        current = current_generation(root)
+        if current is None:
+            return None
+        _load_manifest(current)
+    except PapersiftError:
+        return None
+    return current
+
+
 def remove_leftovers(root: Path) -> list[Path]:
     """Delete generations `CURRENT` does not name (crashed or superseded builds) that no
     reader leases; leased ones stay until a later writer (or their last reader) removes
-    them. With `CURRENT` missing or damaged nothing is removed: the generations are the
-    only copy of the papers until a new one is served or `repair` points at one."""
-    try:
-        current = current_generation(root)
-    except IndexCorrupt:
-        return []
+    them. Unless `CURRENT` names a sound generation nothing is removed: the others may be
+    the only copy of the papers until a new one is served or `repair` points at one."""
+    current = _sound_current(root)
     if current is None:
         return []
     removed = []
@@ -368,10 +393,19 @@ def _lease(root: Path, attempts: int = 20) -> tuple[Path, int]:
         try:
             fd = os.open(gen, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
+            if current_generation(root) == gen:  # not a switch in progress: it is gone
+                raise IndexCorrupt(f"{root / CURRENT}: names {gen.name}, which does not "
+                                   f"exist; {_recovery_hint(root)}") from None
             continue  # removed between reading CURRENT and opening it: CURRENT moved on
         except OSError as e:
             raise IndexCorrupt(f"{gen}: cannot open ({e.strerror})") from None
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError as e:
+            if e.errno not in _NO_LOCKS:
+                os.close(fd)
+                raise IndexCorrupt(f"{gen}: cannot lock ({e.strerror})") from None
+            # no flock on this file system: served without a lease
         if (gen / MANIFEST).exists() or current_generation(root) == gen:
             return gen, fd
         os.close(fd)
@@ -379,19 +413,30 @@ def _lease(root: Path, attempts: int = 20) -> tuple[Path, int]:
 
 
 def release_generation(root: Path, gen: Path, fd: int) -> None:
-    """Let go of a lease; a superseded generation nobody else leases is removed now, so a
-    long-running reader frees the disk as soon as it has moved on."""
+    """Let go of a lease. A superseded generation is removed now if nobody else leases
+    it, `CURRENT` names a sound generation and no writer (or `repair`) is at work, so a
+    long-running reader frees the disk as soon as it has moved on; otherwise the next
+    writer removes it."""
     try:
         os.close(fd)
     except OSError:
         return
-    try:
-        if current_generation(root) == gen:
-            return
-    except IndexCorrupt:
-        return  # CURRENT is damaged: the old generations may be needed by `repair`
-    with contextlib.suppress(OSError):
+    current = _sound_current(root)
+    if current is None or current == gen:
+        return
+    if (root.resolve(), threading.get_ident()) in _HELD:  # this thread is the writer
         _remove_unleased(gen)
+        return
+    try:
+        with (root / LOCK).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                if _sound_current(root) not in (None, gen):
+                    _remove_unleased(gen)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    except OSError:
+        return  # a writer is at work (it removes leftovers itself) or the folder is read-only
 
 
 def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
@@ -810,13 +855,12 @@ class PaperTable:
         for part in order:
             exact, loose = _match_keys(part, len(parts), split=True)
             if codes is None:
-                found = [self._postings(k) for k in exact + loose]
-                found = [f for f in found if len(f)]
+                lists = {k: self._postings(k) for k in exact + loose}
+                found = [f for f in lists.values() if len(f)]
                 codes = (found[0] if len(found) == 1 else  # one posting is sorted, unique
                          np.unique(np.concatenate(found or [np.zeros(0, np.int64)])))
-                full = (np.ones(len(codes), bool) if len(found) == 1 and exact
-                        and len(self._postings(exact[0])) == len(codes)
-                        else _member(codes, [self._postings(k) for k in exact]))
+                full = (np.ones(len(codes), bool) if exact and len(lists[exact[0]]) == len(codes)
+                        else _member(codes, [lists[k] for k in exact]))
                 continue
             hit_exact = _member(codes, [self._postings(k) for k in exact])
             keep = hit_exact | _member(codes, [self._postings(k) for k in loose])
@@ -960,6 +1004,9 @@ def read_manifest(root: Path) -> tuple[Path, dict[str, Any]]:
     if gen is None:
         hint = f"; {_recovery_hint(root)}" if generations(root) else ""
         raise IndexNotFound(f"no index at {root} (no {CURRENT} file{hint})")
+    if not gen.is_dir():
+        raise IndexCorrupt(f"{root / CURRENT}: names {gen.name}, which does not exist; "
+                           f"{_recovery_hint(root)}")
     return gen, _load_manifest(gen)
 
 
@@ -1071,8 +1118,8 @@ def _open_parts(root, gen, manifest, papers, count, dim) -> IndexHandle:
 
 def repair(root: Path) -> tuple[Path, list[tuple[Path, str]]]:
     """Point `CURRENT` at the newest generation that passes every check (each file's
-    sha256 included). Nothing is deleted. Returns (the generation now served, the newer
-    ones skipped with why).
+    sha256 included); nothing is deleted. A `CURRENT` naming a sound generation is left
+    as it is. Returns (the generation served, the newer ones skipped with why).
 
     Raises:
         IndexNotFound: no generation folder at all.
@@ -1082,22 +1129,33 @@ def repair(root: Path) -> tuple[Path, list[tuple[Path, str]]]:
     check_folder(root)
     skipped: list[tuple[Path, str]] = []
     with writer_lock(root):
+        try:
+            current = current_generation(root)
+        except IndexCorrupt:
+            current = None
         found = generations(root)
+        if current is not None and current in found:
+            found = [current] + [g for g in found if g != current]  # keep it when sound
         if not found:
             raise IndexNotFound(f"no generation folders in {root}; build the index again")
         for gen in found:
-            fd = os.open(gen, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH)
+                fd = os.open(gen, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError as e:
+                skipped.append((gen, f"{gen}: cannot open ({e.strerror})"))
+                continue
+            try:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_SH)  # nobody removes it while it is checked
                 handle = _open_generation(root, gen, None, verify=True)
                 handle.papers.close()
+                if gen != current:
+                    _switch(root, gen)
+                return gen, skipped
             except (PapersiftError, OSError) as e:
                 skipped.append((gen, str(e)))
-                continue
             finally:
                 os.close(fd)
-            _switch(root, gen)
-            return gen, skipped
     raise IndexCorrupt(f"{root}: none of its {len(found)} generations is sound ("
                        + "; ".join(why for _, why in skipped[:3]) + "); build the index again")
 

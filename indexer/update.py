@@ -94,24 +94,24 @@ def update_index(
     """
     started = time.perf_counter()
     root = Path(root)
-    try:
-        read_manifest(root)
-    except IndexNotFound:
-        if generations(root):
-            raise
-        report = build_index(paths, root, encoder, strict=strict, on_problem=on_problem,
-                             on_progress=on_progress, vectors_path=vectors_path,
-                             model_name=getattr(encoder, "name", "") if vectors_path else "")
-        return UpdateReport(report.papers, 0, 0, 0, 0, report.skipped, report.papers,
-                            report.papers, report.seconds, report.generation)
-    with writer_lock(root):
-        remove_leftovers(root)
+    with writer_lock(root):  # decided under the lock: a build finishing meanwhile counts
+        try:
+            read_manifest(root)
+        except IndexNotFound:
+            if generations(root):
+                raise
+            report = build_index(paths, root, encoder, strict=strict, on_problem=on_problem,
+                                 on_progress=on_progress, vectors_path=vectors_path,
+                                 model_name=getattr(encoder, "name", "") if vectors_path else "")
+            return UpdateReport(report.papers, 0, 0, 0, 0, report.skipped, report.papers,
+                                report.papers, report.seconds, report.generation)
         handle = open_index(root, verify=True)  # never copy a damaged generation forward
+        remove_leftovers(root)
         try:
             return _update(paths, root, encoder, handle, strict, on_problem, on_progress,
                            vectors_path, started)
         finally:
-            handle.close()
+            handle.close()  # the writer's lease on the superseded generation: removed now
 
 
 def _update(paths, root, encoder, handle, strict, on_problem, on_progress, vectors_path,

@@ -71,8 +71,8 @@ class Engine:
         self._stamp = stamp
         try:
             fresh = Searcher(self.root, self.encoder, **self.options)
-        except PapersiftError as e:
-            self.problem = str(e)
+        except Exception as e:  # noqa: BLE001 (whatever it is, the old generation serves on)
+            self.problem = str(e) if isinstance(e, PapersiftError) else f"{type(e).__name__}: {e}"
             return
         if fresh.index.generation != self._searcher.index.generation:
             self.switches += 1

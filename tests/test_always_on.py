@@ -72,6 +72,29 @@ def test_engine_follows_three_updates_while_a_reader_queries(toy_index, tmp_path
     assert gens(toy_index) == [engine.generation.name]  # superseded generations freed
 
 
+def test_a_reader_never_removes_a_generation_when_current_is_not_sound(toy_index):
+    for damage in ("missing", "names-nothing", "garbage"):
+        handle = open_index(toy_index)
+        if damage == "missing":
+            (toy_index / "CURRENT").unlink()
+        else:
+            (toy_index / "CURRENT").write_text("gen-20991231T000000Z-abcdef\n"
+                                               if damage == "names-nothing" else "\x00")
+        handle.close()
+        assert gens(toy_index) == [handle.generation.name], damage  # repair needs it
+        store.repair(toy_index)
+
+
+def test_map_hard_links_the_served_files(toy_index):
+    before = read_manifest(toy_index)[0]
+    keep = open_index(toy_index)  # holds the old generation while the map is made
+    gen, _ = map_index(toy_index, k=2, method="pca")
+    assert (before / "faiss.index").samefile(gen / "faiss.index")
+    assert (gen / "papers.sqlite").stat().st_nlink == 2
+    keep.close()
+    assert not before.exists() and (gen / "papers.sqlite").stat().st_nlink == 1
+
+
 def test_a_leased_generation_outlives_updates_and_is_freed_by_its_last_reader(
         toy_index, tmp_path, fake_encoder):
     first = open_index(toy_index)
@@ -109,7 +132,8 @@ def test_map_is_a_new_generation_covered_by_the_manifest(toy_index, fake_encoder
     assert {"map/coords.npy", "map/clusters.npy", "map/atlas.json"} <= set(manifest["files"])
     assert manifest["map"]["clusters"] == 2
     # the other files are the served generation's, linked (no second copy)
-    assert (gen / "vectors.npy").stat().st_nlink >= 1
+    assert (gen / "vectors.npy").stat().st_nlink == 1 or (before / "vectors.npy").samefile(
+        gen / "vectors.npy")
     data = bytearray((gen / "map" / "coords.npy").read_bytes())
     data[-1] ^= 0xFF
     (gen / "map" / "coords.npy").write_bytes(bytes(data))
@@ -131,7 +155,8 @@ def test_update_with_current_missing_is_refused_and_nothing_is_deleted(toy_index
     assert open_index(toy_index).count == len(TOY)
 
 
-@pytest.mark.parametrize("content", [b"", b"\n", b"\xff\xfe\x00", b"../../etc"])
+@pytest.mark.parametrize("content", [b"", b"\n", b"\xff\xfe\x00", b"../../etc",
+                                     b"gen-20991231T000000Z-abcdef\n"])
 def test_damaged_current_blocks_update_but_not_a_fresh_build(toy_index, tmp_path, fake_encoder,
                                                              content):
     before = gens(toy_index)
@@ -141,6 +166,9 @@ def test_damaged_current_blocks_update_but_not_a_fresh_build(toy_index, tmp_path
     assert gens(toy_index) == before
     with pytest.raises(IndexCorrupt, match="CURRENT"):
         open_index(toy_index)
+    with pytest.raises(PapersiftError, match="no valid papers"):  # a failed build deletes nothing
+        build_index([write_jsonl(tmp_path / "bad.jsonl", ["{oops"])], toy_index, fake_encoder)
+    assert gens(toy_index) == before
     report = build_index([new_papers(tmp_path, 2)], toy_index, fake_encoder)
     assert open_index(toy_index).count == 3
     assert gens(toy_index) == [report.generation.name]  # old folders kept until it served

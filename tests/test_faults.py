@@ -78,7 +78,8 @@ def test_kill_9_at_each_point_keeps_the_last_good_generation(toy_index, tmp_path
         setattr(store, {point!r}, die)
     """) + WRITERS[writer] + "\n"
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
-    if proc.returncode == 0:  # this writer never reached the point (e.g. no map in update)
+    if proc.returncode == 0:  # only an update without a map never writes one
+        assert (writer, point) == ("update", "write_atlas"), proc.stderr.decode()[-2000:]
         assert read_manifest(toy_index)[0] != before
     else:
         assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
@@ -198,3 +199,15 @@ def test_store_keeps_no_pickle_anywhere(toy_index):
     for path in gen.rglob("*.npy"):
         np.load(path, allow_pickle=False)
     assert store.MANIFEST == "manifest.json"
+
+
+def test_a_title_with_rich_markup_is_printed_as_text(run, tmp_path):
+    from indexer.build import build_index
+
+    path = write_jsonl(tmp_path / "m.jsonl", [
+        {"id": "2498.00001", "title": "[/x] Broken [bold]markup[/bold] title", "abstract": "graph"},
+        {"id": "2498.00002", "title": "Graph networks", "abstract": "graph networks"}])
+    build_index([path], tmp_path / "idx", FakeEncoder())
+    code, out, err = run("similar", "2498.00001", "--index", tmp_path / "idx")
+    assert code == 0, err
+    assert "[/x] Broken [bold]markup[/bold] title" in out

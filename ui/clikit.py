@@ -185,7 +185,8 @@ def print_hits(hits, as_json: bool, heading: str | None = None, extra: dict | No
     if not hits:
         out.print("No close matches." if empty else "No results.")
         return
-    table = Table(title=heading, show_lines=False, expand=True, title_justify="left")
+    table = Table(title=Text(heading) if heading is not None else None,  # never markup
+                  show_lines=False, expand=True, title_justify="left")
     for name, kw in (("#", {"justify": "right"}), ("score", {}), ("title", {"ratio": 3}),
                      ("authors", {"ratio": 1}), ("date", {"no_wrap": True}), ("id", {})):
         table.add_column(name, **kw)
