@@ -39,6 +39,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -47,6 +48,7 @@ import secrets
 import shutil
 import sqlite3
 import threading
+import unicodedata
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -127,11 +129,29 @@ _NAME_PART = re.compile(r"[^\W_]+")
 def name_parts(name: str) -> list[str]:
     """A name's parts, accent- and case-folded: "Jürgen Müller-Ørsted" ->
     ["jurgen", "muller", "orsted"]."""
-    import unicodedata
+    return list(_name_parts(name))
 
+
+@functools.lru_cache(maxsize=1 << 18)  # the same people sign many papers
+def _name_parts(name: str) -> tuple[str, ...]:
+    if name.isascii():
+        return tuple(_NAME_PART.findall(name.lower()))
     text = unicodedata.normalize("NFKD", name.casefold())
     text = "".join(c for c in text if not unicodedata.combining(c)).translate(_FOLD)
-    return _NAME_PART.findall(text)
+    return tuple(_NAME_PART.findall(text))
+
+
+def _author_postings(papers: Sequence[Paper]) -> Iterator[tuple[str, int, bytes]]:
+    postings: dict[str, list[int]] = {}
+    for row, paper in enumerate(papers):
+        for slot, author in enumerate(paper.authors[:AUTHOR_SLOTS]):
+            code = row * AUTHOR_SLOTS + slot
+            for part in set(_name_parts(author)):
+                postings.setdefault(part, []).append(code)
+                if len(part) > 1:
+                    postings.setdefault("^" + part[0], []).append(code)
+    for part, codes in postings.items():  # ascending and unique as appended
+        yield part, len(codes), np.asarray(codes, dtype="<i8").tobytes()
 
 
 def _match_keys(part: str, n_parts: int, split: bool = False):
@@ -151,20 +171,6 @@ def _member(codes: np.ndarray, postings: list[np.ndarray]) -> np.ndarray:
             at = np.minimum(np.searchsorted(sorted_codes, codes), len(sorted_codes) - 1)
             found |= sorted_codes[at] == codes
     return found
-
-
-def _author_postings(papers: Sequence[Paper]) -> Iterator[tuple[str, bytes]]:
-    postings: dict[str, list[int]] = {}
-    for row, paper in enumerate(papers):
-        for slot, author in enumerate(paper.authors[:AUTHOR_SLOTS]):
-            code = row * AUTHOR_SLOTS + slot
-            for part in set(name_parts(author)):
-                postings.setdefault(part, []).append(code)
-                if len(part) > 1:
-                    postings.setdefault("^" + part[0], []).append(code)
-    for part, codes in postings.items():
-        unique = np.unique(np.asarray(codes, dtype="<i8"))
-        yield part, len(unique), unique.tobytes()
 
 
 @dataclass(frozen=True)
