@@ -277,9 +277,13 @@ def map_index(root, *, seed: int = SEED, method: str = "auto", k: int | None = N
     files hard-linked from the served one, which is verified first and never changed)."""
     from pathlib import Path
 
-    from indexer.store import derive_generation, open_index, writer_lock
+    from indexer.errors import IndexNotFound
+    from indexer.store import check_folder, derive_generation, open_index, writer_lock
 
     root = Path(root)
+    check_folder(root)
+    if not root.is_dir():
+        raise IndexNotFound(f"no index at {root}")
     with writer_lock(root):
         handle = open_index(root, verify=True)
         try:

@@ -98,15 +98,16 @@ def check_vectors(vectors: np.ndarray, rows: int, source: str) -> np.ndarray:
     if vectors.shape[0] != rows:
         raise PapersiftError(f"{source}: {vectors.shape[0]} vectors but {rows} paper records; "
                              "they must be row-aligned")
-    vectors = np.asarray(vectors, dtype=np.float32)
+    vectors = np.asarray(vectors, dtype=np.float64)  # a float32 norm overflows above 1.8e19
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if len(bad):
         raise PapersiftError(f"{source}: row {bad[0]} has NaN or infinite values "
                              f"({len(bad)} rows in all)")
     norms = np.linalg.norm(vectors, axis=1)
-    if (zero := np.flatnonzero(norms < 1e-6)).size:
-        raise PapersiftError(f"{source}: row {zero[0]} has zero norm ({zero.size} rows in all)")
-    return vectors / norms[:, None]
+    if (zero := np.flatnonzero(~(norms >= 1e-6) | ~np.isfinite(norms))).size:
+        raise PapersiftError(f"{source}: row {zero[0]} has zero or unmeasurable norm "
+                             f"({zero.size} rows in all)")
+    return (vectors / norms[:, None]).astype(np.float32)
 
 
 def _imported(paths, vectors_path: Path, on_problem) -> tuple[list[Paper], np.ndarray, int]:
@@ -137,6 +138,14 @@ def _check_words(papers: Sequence[Paper], paths) -> None:
                              "and abstracts hold only stopwords and punctuation")
 
 
+def _served_build(root: Path) -> dict:
+    """The build choices the served generation recorded ({} when there is none)."""
+    try:
+        return read_manifest(root)[1].get("build") or {}
+    except PapersiftError:
+        return {}
+
+
 def _served_map_options(root: Path) -> dict | None:
     """The map options of the served generation (None when it has no map, or when there
     is no sound served generation: a build over a damaged index starts afresh)."""
@@ -159,10 +168,10 @@ def build_index(
     strict: bool = False,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: ProgressFn | None = None,
-    index_type: str = "auto",
+    index_type: str | None = None,
     vectors_path: str | Path | None = None,
     model_name: str = "",
-    float16: bool = False,
+    float16: bool | None = None,
     with_map: bool | None = None,
     with_windows: bool = True,
 ) -> BuildReport:
@@ -175,6 +184,8 @@ def build_index(
     (indexer/atlas.py) before the new generation is served; None keeps a map when the
     served generation has one. `with_windows` also embeds passage windows of papers longer
     than one model input (indexer/windows.py) where the encoder can cut them.
+    `index_type` and `float16` left as None keep the served generation's recorded choices
+    ("auto" and float32 for a new index), as the map keeps its options.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -197,6 +208,11 @@ def build_index(
             from indexer import windows
 
             passages = windows.encode(papers, encoder, on_progress)
+        served = _served_build(root)
+        if index_type is None:
+            index_type = served.get("index_type") or "auto"
+        if float16 is None:
+            float16 = bool(served.get("float16", False))
         before_switch = None
         map_seconds: list[float] = []
         map_options = _served_map_options(root)

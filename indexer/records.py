@@ -195,12 +195,21 @@ def _accent_to_unicode(match: re.Match[str]) -> str:
     return text if text and "\\" not in text else latex
 
 
+_C0_C1 = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` without C0/C1 control characters (terminal escapes), for printing text that
+    an older index may still hold; new records lose them in `clean_text`."""
+    return _C0_C1.sub(" ", text)
+
+
 def clean_text(text: str) -> str:
     """Unwrap hard line breaks, collapse whitespace and turn LaTeX accents into Unicode.
 
     Math (`$...$`) and every other LaTeX command are left exactly as written.
     """
-    text = " ".join(text.split())
+    text = " ".join(_C0_C1.sub(" ", text).split())  # no terminal escapes, no NULs
     if "\\" not in text:
         return text
     parts = _MATH.split(text)

@@ -148,7 +148,7 @@ def _author_postings(papers: Sequence[Paper]) -> Iterator[tuple[str, int, bytes]
             code = row * AUTHOR_SLOTS + slot
             for part in set(_name_parts(author)):
                 postings.setdefault(part, []).append(code)
-                if len(part) > 1:
+                if len(part) > 1 and part[0].isascii():
                     postings.setdefault("^" + part[0], []).append(code)
     for part, codes in postings.items():  # ascending and unique as appended
         yield part, len(codes), np.asarray(codes, dtype="<i8").tobytes()
@@ -156,10 +156,13 @@ def _author_postings(papers: Sequence[Paper]) -> Iterator[tuple[str, int, bytes]
 
 def _match_keys(part: str, n_parts: int, split: bool = False):
     """The postings a query part matches: in full (exact) and through initials (loose)."""
-    if len(part) == 1:
+    if len(part) == 1 and part.isascii():
         exact, loose = [], ["^" + part, part]  # an initial: any name part starting with it
+    elif len(part) == 1:  # one character of a script without initials (李, 伟) is a name
+        exact, loose = [part], []
     else:
-        exact, loose = [part], ([part[0]] if n_parts > 1 else [])  # a stored initial
+        exact = [part]  # and a stored initial ("J. Smith") for a full first name
+        loose = [part[0]] if n_parts > 1 and part[0].isascii() else []
     return (exact, loose) if split else exact + loose
 
 
@@ -699,6 +702,8 @@ def read_atlas(gen: Path, count: int) -> Any:
         return None
     except (ValueError, UnicodeDecodeError) as e:
         raise IndexCorrupt(f"{folder / ATLAS_JSON}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise IndexCorrupt(f"{folder}: unreadable map ({e.strerror})") from None
     try:
         coords = np.load(folder / "coords.npy", allow_pickle=False)
         clusters = np.load(folder / "clusters.npy", allow_pickle=False)
@@ -969,6 +974,16 @@ def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     for key in ("lexical", "build", "map"):
         if manifest.get(key) is not None and not isinstance(manifest[key], dict):
             raise bad(key, "must be an object or null")
+    mp = manifest.get("map")
+    if mp is not None:
+        seed, k = mp.get("seed"), mp.get("clusters")
+        if not (type(seed) is int and 0 <= seed < 2**32) or (k is not None and not _is_int(k, 1)) \
+                or mp.get("method", "auto") not in ("auto", "umap", "pca"):
+            raise bad("map", "must hold a seed (0..2^32-1), clusters and a layout method")
+    build = manifest.get("build")
+    if build is not None and (build.get("index_type", "auto") not in ("auto", "flat", "ivf")
+                              or not isinstance(build.get("float16", False), bool)):
+        raise bad("build", "must hold an index type (auto, flat, ivf) and float16")
     windows = manifest.get("windows")
     if windows is not None and not (isinstance(windows, dict)
                                     and _is_int(windows.get("count"), 0)):
@@ -1105,7 +1120,11 @@ def _open_parts(root, gen, manifest, papers, count, dim) -> IndexHandle:
         index = faiss.read_index(str(gen / FAISS_INDEX))
     except RuntimeError as e:
         raise IndexCorrupt(f"{gen / FAISS_INDEX}: unreadable ({str(e).splitlines()[0]})") from None
-    ann.configure(index, manifest["faiss"])
+    try:
+        ann.configure(index, manifest["faiss"])
+    except RuntimeError as e:  # e.g. an nprobe for an index that is not IVF
+        raise IndexCorrupt(f"{gen / MANIFEST}: its faiss fields do not fit {gen / FAISS_INDEX} "
+                           f"({str(e).splitlines()[0][:120]})") from None
     if index.ntotal != count or index.d != dim:
         raise IndexCorrupt(
             f"{gen / FAISS_INDEX}: {index.ntotal} vectors of dim {index.d} but {MANIFEST} says "
@@ -1133,6 +1152,8 @@ def repair(root: Path) -> tuple[Path, list[tuple[Path, str]]]:
     """
     root = Path(root)
     check_folder(root)
+    if not root.is_dir():
+        raise IndexNotFound(f"no index at {root}")
     skipped: list[tuple[Path, str]] = []
     with writer_lock(root):
         try:

@@ -16,7 +16,7 @@ from indexer import lexical, windows
 from indexer.encoder import DEFAULT_MODEL, Encoder
 from indexer.errors import IndexCorrupt, InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id, parse_date
-from indexer.store import MAP_DIR, IndexHandle, ModelInfo, open_index, read_atlas
+from indexer.store import MAP_DIR, IndexHandle, ModelInfo, name_parts, open_index, read_atlas
 from search import hybrid, spelling
 from search.hybrid import DEFAULT_FUSION, MODES, RELEVANCE_FLOOR, Floor, Fusion, fuse, top_rows
 from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, svm
@@ -59,6 +59,8 @@ class Filters:
                     raise InvalidQuery(f"{name}: {e}") from None
         if self.since and self.until and self.since > self.until:
             raise InvalidQuery(f"since {self.since} is after until {self.until}")
+        if self.author.strip() and not name_parts(self.author):
+            raise InvalidQuery(f"author {self.author.strip()[:60]!r} has no letters of a name")
 
     @property
     def active(self) -> bool:

@@ -101,3 +101,19 @@ def test_filters_refuse_bad_dates_for_every_caller(since, until, message):
 
     with pytest.raises(InvalidQuery, match=message):
         Filters(since=since, until=until)
+
+
+def test_names_in_scripts_without_initials_and_names_without_letters(tmp_path):
+    from indexer.errors import InvalidQuery
+
+    path = write_jsonl(tmp_path / "c.jsonl", [
+        {"id": "2491.00001", "title": "graphs", "abstract": "graphs", "authors": ["李 伟", "王芳"]},
+        {"id": "2491.00002", "title": "graphs", "abstract": "graphs", "authors": ["Li Wei"]}])
+    build_index([path], tmp_path / "idx", FakeEncoder())
+    table = open_index(tmp_path / "idx").papers
+    assert table.author_rows("李").tolist() == [0]
+    assert table.author_rows("李 伟").tolist() == [0]
+    assert table.author_rows("王芳").tolist() == [0]
+    assert table.author_rows("Li").tolist() == [1]
+    with pytest.raises(InvalidQuery, match="has no letters of a name"):
+        Filters(author="...")

@@ -211,3 +211,78 @@ def test_a_title_with_rich_markup_is_printed_as_text(run, tmp_path):
     code, out, err = run("similar", "2498.00001", "--index", tmp_path / "idx")
     assert code == 0, err
     assert "[/x] Broken [bold]markup[/bold] title" in out
+
+
+# ---------------------------------------------------------------- hostile-review cases
+
+
+def test_terminal_escapes_in_records_never_reach_the_terminal(run, tmp_path):
+    from indexer.build import build_index
+
+    path = write_jsonl(tmp_path / "e.jsonl", [
+        {"id": "2497.00001", "title": "Evil \u001b[2J graph \u001b]0;pwned\u0007 title",
+         "abstract": "graph \u009b31m networks", "authors": ["Eve \u001b[31mRed"]},
+        {"id": "2497.00002", "title": "Graph networks", "abstract": "graph networks"}])
+    build_index([path], tmp_path / "idx", FakeEncoder())
+    code, out, err = run("search", "graph", "--no-floor", "--index", tmp_path / "idx")
+    assert code == 0 and "Evil" in out
+    assert not any(c in out for c in "\x1b\x07\x9b")
+    code, out, _ = run("search", "graph", "--no-floor", "--json", "--index", tmp_path / "idx")
+    assert "\\u001b" not in out and "\x1b" not in out
+
+
+def test_bytes_that_are_not_utf8_in_arguments_are_one_line(run, toy_index):
+    for args in (["similar", "\udcff"], ["recommend", "--like", "2401.00001", "--unlike", "\udcff"],
+                 ["search", "gr\udcffaph"], ["list", "add", "L", "\udcff"]):
+        one_line(run(*args, "--index", toy_index), 2, "is not valid UTF-8")
+
+
+def test_huge_finite_imported_vectors_are_normalised_not_zeroed(tmp_path):
+    import numpy as np
+
+    from indexer.build import build_index
+
+    papers = write_jsonl(tmp_path / "p.jsonl", [
+        {"id": f"2496.0000{i}", "title": f"paper {i}", "abstract": "words"} for i in range(2)])
+    np.save(tmp_path / "v.npy", np.array([[3e38] * 16, [-3e38] + [1.0] * 15], np.float32))
+    build_index([papers], tmp_path / "idx", None, vectors_path=tmp_path / "v.npy",
+                model_name="x/y")
+    vectors = np.asarray(open_index(tmp_path / "idx", verify=True).vectors)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_manifest_fields_that_do_not_fit_the_files_are_one_line(run, toy_index):
+    gen = read_manifest(toy_index)[0]
+    manifest = json.loads((gen / "manifest.json").read_text())
+    manifest["faiss"]["nprobe"] = 4  # on a flat index
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    for command in (["info"], ["search", "graph"], ["similar", "2401.00001"]):
+        one_line(run(*command, "--index", toy_index), 1, "faiss fields do not fit")
+    manifest["faiss"].pop("nprobe")
+    manifest["map"] = {"seed": "x", "clusters": 3, "method": "pca"}
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    one_line(run("info", "--index", toy_index), 1, "field 'map'")
+
+
+def test_a_file_where_the_map_folder_should_be_is_one_line(run, toy_index):
+    gen = read_manifest(toy_index)[0]
+    (gen / "map").write_text("not a folder")
+    one_line(run("info", "--index", toy_index), 1, "unreadable map")
+
+
+def test_writers_do_not_create_an_index_at_a_mistyped_path(run, tmp_path):
+    for command in (["repair"], ["map"]):
+        one_line(run(*command, "--index", tmp_path / "typo" / "idx"), 1, "no index at")
+    assert not (tmp_path / "typo").exists()
+    long = tmp_path / ("x" * 300)
+    one_line(run("info", "--index", long), 1, "File name too long")
+
+
+def test_a_rebuild_keeps_the_recorded_choices(run, tmp_path, toy_file):
+    root = tmp_path / "idx"
+    assert run("build", toy_file, "--index", root, "--index-type", "flat", "--float16")[0] == 0
+    assert run("build", toy_file, "--index", root)[0] == 0
+    build = read_manifest(root)[1]["build"]
+    assert (build["index_type"], build["float16"]) == ("flat", True)
+    assert run("build", toy_file, "--index", root, "--float32")[0] == 0
+    assert read_manifest(root)[1]["build"]["float16"] is False

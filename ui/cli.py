@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,8 +80,9 @@ def build(
         str, typer.Option("--precision", help="auto (bf16 where the CPU has it), float32, bfloat16")
     ] = "auto",
     index_type: Annotated[
-        str, typer.Option("--index-type", help="auto (exact below 200k papers, IVF above), flat, ivf")
-    ] = "auto",
+        str | None, typer.Option("--index-type", help="auto (exact below 200k papers, IVF "
+                                 "above), flat, ivf [default: as the served index, else auto]")
+    ] = None,
     vectors: Annotated[
         Path | None, typer.Option("--vectors", help=".npy embeddings row-aligned with the records.")
     ] = None,
@@ -88,8 +90,9 @@ def build(
         str, typer.Option("--model-name", help="The model that made --vectors (queries need it).")
     ] = "",
     float16: Annotated[
-        bool, typer.Option("--float16", help="Store vectors in 2 bytes per dimension (half the memory).")
-    ] = False,
+        bool | None, typer.Option("--float16/--float32", help="Store vectors in 2 bytes per "
+                                  "dimension (half the memory) [default: as the served index].")
+    ] = None,
     backend: Annotated[
         str, typer.Option("--backend", help="auto (OpenVINO on CPUs where it applies, else "
                           "torch), torch, openvino")
@@ -108,7 +111,7 @@ def build(
     from indexer.build import build_index
     from indexer.encoder import resolve_model
 
-    if index_type not in INDEX_TYPES:
+    if index_type is not None and index_type not in INDEX_TYPES:
         raise UsageProblem(f"--index-type must be auto, flat or ivf, got {index_type!r}")
     if precision not in ("auto", "float32", "bfloat16"):
         raise UsageProblem(f"--precision must be auto, float32 or bfloat16, got {precision!r}")
@@ -481,8 +484,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command, turning errors into one line and an exit code."""
     logging.basicConfig(level=logging.WARNING, format="papersift: %(message)s")
     name = "papersift"
+    args = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(args, start=1):
+        if _SURROGATE.search(arg):  # bytes that are not UTF-8 reach Python as surrogates
+            print(f"{name}: error: argument {i} is not valid UTF-8 text", file=sys.stderr)
+            return 2
     try:
-        app(args=argv, prog_name=name, standalone_mode=False)
+        app(args=args, prog_name=name, standalone_mode=False)
     except typer.Exit as e:
         return e.exit_code
     except NoArgsIsHelpError as e:
@@ -501,7 +509,14 @@ def main(argv: list[str] | None = None) -> int:
     except PapersiftError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a path the system refuses: too long, not a folder, no permission
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{name}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 if __name__ == "__main__":

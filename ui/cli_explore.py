@@ -55,7 +55,8 @@ def map_command(
     clusters: Annotated[int | None, typer.Option("--clusters", min=1, max=200,
                                                   help="Number of topics [about sqrt(n/5), 2-48]")
                         ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed, the same map.")
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1,
+                                      help="Random seed: the same seed, the same map.")
                     ] = 42,
     show: Annotated[bool, typer.Option("--show", help="Print the stored map's clusters only.")
                     ] = False,

@@ -185,13 +185,16 @@ def print_hits(hits, as_json: bool, heading: str | None = None, extra: dict | No
     if not hits:
         out.print("No close matches." if empty else "No results.")
         return
-    table = Table(title=Text(heading) if heading is not None else None,  # never markup
+    from indexer.records import printable
+
+    table = Table(title=Text(printable(heading)) if heading is not None else None,  # not markup
                   show_lines=False, expand=True, title_justify="left")
     for name, kw in (("#", {"justify": "right"}), ("score", {}), ("title", {"ratio": 3}),
                      ("authors", {"ratio": 1}), ("date", {"no_wrap": True}), ("id", {})):
         table.add_column(name, **kw)
     for hit in hits:
         p = hit.paper
-        table.add_row(str(hit.rank), f"{hit.score:.3f}", Text(p.title), Text(authors_short(p.authors)),
-                      p.published, Text(p.id))
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", Text(printable(p.title)),
+                      Text(printable(authors_short(p.authors))), printable(p.published),
+                      Text(printable(p.id)))
     out.print(table)
