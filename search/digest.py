@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 import re
 import smtplib
+import stat
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -35,8 +37,46 @@ class Digest:
 
     @property
     def slug(self) -> str:
-        words = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60] or "digest"
-        return f"{words}-{self.since}"
+        return slug(self.title, self.since)
+
+
+def title_for(query: str = "", list_name: str = "") -> str:
+    """The digest's title: it names the query or the reading list."""
+    return f"papersift digest: {query or list_name}"
+
+
+def slug(title: str, since: str) -> str:
+    """The digest's file name without suffix: the title's words and the window's start."""
+    words = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "digest"
+    return f"{words}-{since}"
+
+
+def paths(out_dir: Path, title: str, since: str) -> tuple[Path, Path]:
+    """Where the digest titled `title` for a window starting `since` is written: .md, .html."""
+    name = slug(title, since)
+    return out_dir / f"{name}.md", out_dir / f"{name}.html"
+
+
+def check_targets(*targets: Path) -> None:
+    """Refuse targets that exist and are not regular files (symbolic links, FIFOs,
+    folders, devices): a digest replaces only regular files, and never writes through
+    a link.
+
+    Raises:
+        DigestError: one line naming the path and what it is.
+    """
+    for path in targets:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise DigestError(f"{path}: cannot write the digest ({e.strerror or e})") from None
+        if not stat.S_ISREG(mode):
+            kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a directory"
+                    if stat.S_ISDIR(mode) else "not a regular file")
+            raise DigestError(f"{path}: is {kind}; the digest is written only over a regular "
+                              "file (remove it or choose another --out)")
 
 
 def window(since: str, until: str = "", today: dt.date | None = None) -> tuple[str, str]:
@@ -100,13 +140,13 @@ def make_digest(searcher: Searcher, *, since: str, until: str = "", query: str =
     filters = Filters(since=since, until=until)
     if query:
         hits = searcher.search(query, k, filters)
-        return Digest(f"papersift digest: {query}", f'the query "{query}"', since, until, hits)
+        return Digest(title_for(query=query), f'the query "{query}"', since, until, hits)
     known = list(searcher.rows_of(list_ids or []))
     if not known:
         raise DigestError(f"reading list {list_name!r} has no papers in index "
                           f"{searcher.index.root}; add some before asking for a digest")
     hits = searcher.recommend(known, k=k, filters=filters)
-    return Digest(f"papersift digest: {list_name}", f'the reading list "{list_name}" '
+    return Digest(title_for(list_name=list_name), f'the reading list "{list_name}" '
                   f"({len(known)} papers)", since, until, hits)
 
 
@@ -168,14 +208,28 @@ def to_html(d: Digest) -> str:
 
 
 def write(d: Digest, out_dir: Path) -> tuple[Path, Path]:
-    """Write DIR/<slug>.md and DIR/<slug>.html; returns both paths."""
+    """Write DIR/<slug>.md and DIR/<slug>.html; returns both paths.
+
+    Each file is written atomically through a new temp file beside it (O_EXCL, then
+    renamed), so a planted symbolic link or FIFO is never written through or waited on.
+
+    Raises:
+        DigestError: a target that is not a regular file (checked for both before either
+            is written), or a folder or file that cannot be written.
+    """
+    from search.lists import ListError, write_export
+
+    md, page = paths(out_dir, d.title, d.since)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        md, page = out_dir / f"{d.slug}.md", out_dir / f"{d.slug}.html"
-        md.write_text(to_markdown(d), encoding="utf-8")
-        page.write_text(to_html(d), encoding="utf-8")
     except OSError as e:
-        raise DigestError(f"{out_dir}: cannot write the digest ({e})") from None
+        raise DigestError(f"{out_dir}: cannot write the digest ({e.strerror or e})") from None
+    check_targets(md, page)
+    try:
+        write_export(md, to_markdown(d))
+        write_export(page, to_html(d))
+    except ListError as e:
+        raise DigestError(str(e)) from None
     return md, page
 
 

@@ -181,3 +181,57 @@ def test_digest_options_with_control_characters(digest_index, fake_encoder):
     for bad in ("local host:25", "host\n:25", "host:" + "0" * 5000):
         with pytest.raises(InvalidQuery, match="HOST:PORT"):
             parse_smtp(bad)
+
+
+@pytest.mark.parametrize("plant", ["symlink", "fifo", "directory"])
+def test_write_refuses_a_target_that_is_not_a_regular_file(digest_index, fake_encoder, tmp_path,
+                                                           plant):
+    import os
+
+    d = make_digest(Searcher(digest_index, fake_encoder), since="2024-01-01", query="graphs")
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    page = out / "papersift-digest-graphs-2024-01-01.html"
+    {"symlink": lambda: page.symlink_to(victim), "fifo": lambda: os.mkfifo(page),
+     "directory": page.mkdir}[plant]()
+    kind = {"symlink": "a symbolic link", "fifo": "not a regular file",
+            "directory": "a directory"}[plant]
+    with pytest.raises(DigestError, match=f"{page}: is {kind}; the digest is written only"):
+        write(d, out)  # a FIFO would block an open() for writing forever
+    assert victim.read_text() == "precious"
+    assert [p.name for p in out.iterdir()] == [page.name]  # the .md was not written either
+
+
+def test_write_replaces_regular_files_through_a_temp_file(digest_index, fake_encoder, tmp_path):
+    d = make_digest(Searcher(digest_index, fake_encoder), since="2024-01-01", query="graphs")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".papersift-digest-graphs-2024-01-01.md.tmp").symlink_to(victim)  # a guessed temp name
+    (out / "papersift-digest-graphs-2024-01-01.md").write_text("last week's")
+    md, page = write(d, out)
+    assert md.read_text().startswith("# papersift digest: graphs") and page.exists()
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".papersift-digest-graphs-2024-01-01.md.tmp", md.name, page.name])
+
+
+def test_cli_digest_over_a_planted_link_is_one_line_before_any_work(tmp_path, capsys):
+    from ui.cli import main
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    link = out / "papersift-digest-graphs-2024-01-01.md"
+    link.symlink_to(victim)
+    args = ["digest", "--since", "2024-01-01", "--query", "graphs", "--out", str(out),
+            "--index", str(tmp_path / "no-index-here")]  # refused before the index is opened
+    assert main(args) == 1
+    assert capsys.readouterr().err == (f"papersift: error: {link}: is a symbolic link; the digest "
+                                       "is written only over a regular file (remove it or choose "
+                                       "another --out)\n")
+    assert victim.read_text() == "precious" and link.is_symlink()

@@ -307,6 +307,8 @@ def digest(
     sender = digests.check_address("--from", sender)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageProblem(f"--out {out_dir} is not a folder")
+    title = digests.title_for(query, digests.check_line("--list", from_list))
+    digests.check_targets(*digests.paths(out_dir, title, since))  # no link or FIFO there
     ids = [i.paper.id for i in _store(lists).items(from_list)] if from_list else None
     searcher = open_searcher(Settings.load(index, model), with_model=bool(query))
     made = digests.make_digest(searcher, since=since, until=until, query=query,
