@@ -18,7 +18,7 @@ import httpx
 from defusedxml import ElementTree
 
 from indexer.fetch import FetchError, Polite, ResumableJsonl, Retryable, looks_like_html
-from indexer.records import arxiv_abs_url, split_version
+from indexer.records import arxiv_abs_url, parse_date, split_version
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,25 @@ def _split(window: list[str]) -> list[list[str]] | None:
                                                hi.isoformat()]]
 
 
+def _window_ok(window: Any) -> bool:
+    """A saved date window: [YYYY-MM-DD, YYYY-MM-DD], first day not after the last."""
+    if not (isinstance(window, list) and len(window) == 2
+            and all(isinstance(d, str) for d in window)):
+        return False
+    try:
+        lo, hi = (parse_date(d) for d in window)
+    except ValueError:
+        return False
+    return lo <= hi
+
+
+def _arxiv_state_ok(state: dict[str, Any]) -> bool:
+    """A saved arXiv cursor: the date windows still to fetch, and where in the first."""
+    pending, start = state.get("pending"), state.get("start")
+    return (type(start) is int and start >= 0 and isinstance(pending, list)
+            and all(_window_ok(w) for w in pending))
+
+
 def fetch_arxiv(
     polite: Polite,
     sink: ResumableJsonl,
@@ -137,7 +156,7 @@ def fetch_arxiv(
     search_query(categories, since, until, query)  # validate before any request
     dated = bool(since or until)
     first = [since or "1991-01-01", until or dt.date.today().isoformat()]
-    state = sink.begin(job) or {"pending": [first], "start": 0}
+    state = sink.begin(job, _arxiv_state_ok) or {"pending": [first], "start": 0}
     while state["pending"]:
         window, start = state["pending"][0], state["start"]
         q = search_query(categories, *window, query) if dated else search_query(
@@ -221,6 +240,12 @@ def parse_oai(response: httpx.Response) -> tuple[list[dict[str, Any]], str | Non
     return records, token_text or None
 
 
+def _oai_state_ok(state: dict[str, Any]) -> bool:
+    """A saved OAI-PMH cursor: the resumption token (None: none) and whether it began."""
+    token = state.get("token")
+    return isinstance(state.get("started"), bool) and (token is None or isinstance(token, str))
+
+
 def fetch_oai(
     polite: Polite,
     sink: ResumableJsonl,
@@ -233,7 +258,7 @@ def fetch_oai(
 ) -> int:
     """Harvest ListRecords (metadataPrefix=arXiv) following resumption tokens; resumable."""
     job = {"source": "oai", "url": base_url, "set": set_spec, "since": since, "until": until}
-    state = sink.begin(job) or {"token": None, "started": False}
+    state = sink.begin(job, _oai_state_ok) or {"token": None, "started": False}
     while True:
         if state["token"]:
             params = {"verb": "ListRecords", "resumptionToken": state["token"]}

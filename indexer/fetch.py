@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
+import errno
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -149,6 +151,8 @@ class Polite:
         self.requests += 1
         try:
             response = self.client.get(url, params=params)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:  # no retry can mend a URL
+            raise FetchError(f"{url}: not a usable http(s) URL ({e})") from None
         except httpx.TimeoutException as e:
             raise Retryable(f"timed out ({type(e).__name__})") from None
         except httpx.TransportError as e:
@@ -174,6 +178,13 @@ class ResumableJsonl:
     `begin(job)` returns the saved state when an earlier run of the same job was cut
     short (its partial output is kept, up to the last checkpoint); `checkpoint(records,
     state)` appends a page and saves the cursor; `finish()` renames the output into place.
+
+    No symbolic link is followed and nothing but a regular file is opened: `OUT.part` is
+    opened with O_NOFOLLOW (and must stay the file this fetch created), the cursor is
+    written through an O_EXCL temp file, and a symlink, FIFO or folder at `OUT`,
+    `OUT.part` or `OUT.cursor.json` is refused with a `FetchError`. A damaged cursor
+    (not the JSON this class writes, or an offset that does not fit `OUT.part`) means
+    starting over, with a one-line warning.
     """
 
     def __init__(self, out: str | Path) -> None:
@@ -181,37 +192,172 @@ class ResumableJsonl:
         self.part = self.out.with_name(self.out.name + ".part")
         self.cursor = self.out.with_name(self.out.name + ".cursor.json")
         self.count = 0
+        self._inode: tuple[int, int] | None = None  # (device, inode) of the .part we own
 
-    def begin(self, job: Mapping[str, Any]) -> dict[str, Any] | None:
+    def begin(self, job: Mapping[str, Any],
+              state_ok: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
+        """Start or resume `job`; returns the saved state to resume from, or None.
+
+        Args:
+            job: what is fetched (source, URL, options); another job's cursor is ignored.
+            state_ok: whether a saved state has the shape this source's fetcher writes;
+                a cursor failing it is damaged.
+
+        Raises:
+            FetchError: OUT, OUT.part or OUT.cursor.json is not a regular file.
+        """
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        saved = None
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            saved = json.loads(self.cursor.read_text())
-        if saved and saved.get("job") == dict(job) and self.part.exists():
-            with self.part.open("r+b") as f:
-                f.truncate(saved["offset"])  # drop a page written after the last checkpoint
-            self.count = saved["count"]
-            log.warning("resuming an interrupted fetch: %d records already saved", self.count)
-            self._job = dict(job)
-            return saved["state"]
-        self.part.write_bytes(b"")
+        for path in (self.out, self.part, self.cursor):
+            _refuse_odd(path)
         self._job = dict(job)
+        saved = self._resume(state_ok or (lambda state: True))
+        if saved is not None:
+            return saved
+        self.cursor.unlink(missing_ok=True)  # never a cursor beside another job's output
+        self._inode = None
+        os.close(self._open_part(os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+        self.count = 0
         return None
 
+    def _resume(self, state_ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        """The saved state when the cursor is sound, fits OUT.part and is this job's."""
+        data = self._read_cursor()
+        if data is None or not self.part.exists():
+            return None
+        saved, why = _parse_cursor(data, state_ok)
+        fd = self._open_part(os.O_RDWR)
+        try:
+            why = why or _offset_problem(fd, saved["offset"], self.part)
+            if why:
+                log.warning("%s: damaged fetch cursor (%s); starting the fetch over",
+                            self.cursor, why)
+                return None
+            if saved["job"] != self._job:
+                return None  # another job's cursor: start over, silently
+            os.ftruncate(fd, saved["offset"])  # drop a page written after the last checkpoint
+        finally:
+            os.close(fd)
+        self.count = saved["count"]
+        log.warning("resuming an interrupted fetch: %d records already saved", self.count)
+        return saved["state"]
+
+    def _read_cursor(self) -> bytes | None:
+        """The cursor file's bytes (at most MAX_CURSOR + 1), None when there is none."""
+        try:
+            fd = os.open(self.cursor, os.O_RDONLY | _NO_FOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise FetchError(f"{self.cursor}: cannot read ({e.strerror or e})") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FetchError(f"{self.cursor}: is not a regular file; remove it")
+            return f.read(MAX_CURSOR + 1)
+
+    def _open_part(self, flags: int) -> int:
+        """A descriptor of OUT.part, never through a symlink, only a regular file, and
+        (once created) only the very file this fetch created."""
+        try:
+            fd = os.open(self.part, flags | _NO_FOLLOW, 0o666)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise FetchError(f"{self.part}: is a symbolic link; remove it (papersift "
+                                 "never writes through one)") from None
+            raise FetchError(f"{self.part}: cannot open ({e.strerror or e})") from None
+        info = os.fstat(fd)
+        inode = (info.st_dev, info.st_ino)
+        if not stat.S_ISREG(info.st_mode) or self._inode not in (None, inode):
+            os.close(fd)
+            raise FetchError(f"{self.part}: is not the regular file this fetch writes; "
+                             "remove it and fetch again")
+        self._inode = inode
+        return fd
+
     def checkpoint(self, records: Iterable[Mapping[str, Any]], state: Mapping[str, Any]) -> None:
-        with self.part.open("ab") as f:
+        with os.fdopen(self._open_part(os.O_WRONLY | os.O_APPEND), "ab") as f:
             for record in records:
                 f.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
                 self.count += 1
             f.flush()
             os.fsync(f.fileno())
-            offset = f.tell()
+            offset = f.seek(0, os.SEEK_END)
         cursor = {"job": self._job, "state": dict(state), "offset": offset, "count": self.count}
         tmp = self.cursor.with_name(self.cursor.name + ".tmp")
-        tmp.write_text(json.dumps(cursor))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a leftover (or planted link) is removed, never written through
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(cursor))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.cursor)
 
     def finish(self) -> Path:
+        """Rename OUT.part to OUT, only if it is still the regular file this fetch wrote."""
+        info = os.lstat(self.part)
+        if not stat.S_ISREG(info.st_mode) or (info.st_dev, info.st_ino) != self._inode:
+            raise FetchError(f"{self.part}: was replaced during the fetch; fetch again")
+        _refuse_odd(self.out)
         os.replace(self.part, self.out)
         self.cursor.unlink(missing_ok=True)
         return self.out
+
+
+MAX_CURSOR = 1 << 20  # bytes; a cursor holds a job, a few date windows or a token
+_NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a FIFO never blocks
+
+
+def _refuse_odd(path: Path) -> None:
+    """Raise FetchError when `path` exists and is not a regular file (link, FIFO, folder)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise FetchError(f"{path}: cannot use ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode)
+                else "not a regular file")
+        raise FetchError(f"{path}: is {kind}; papersift writes fetched papers only to regular "
+                         "files (remove it or choose another --out)")
+
+
+def _whole(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _parse_cursor(data: bytes, state_ok: Callable[[dict[str, Any]], bool]
+                  ) -> tuple[dict[str, Any] | None, str]:
+    """The cursor as a dict and '' when it has the shape `checkpoint` writes; else None
+    and what is wrong, in a few words."""
+    if len(data) > MAX_CURSOR:
+        return None, f"larger than {MAX_CURSOR} bytes"
+    try:
+        saved = json.loads(data)
+    except (ValueError, RecursionError):
+        return None, "not JSON"
+    if not isinstance(saved, dict):
+        return None, "not a JSON object"
+    for key, ok in (("job", isinstance(saved.get("job"), dict)),
+                    ("offset", _whole(saved.get("offset"))),
+                    ("count", _whole(saved.get("count"))),
+                    ("state", isinstance(saved.get("state"), dict))):
+        if not ok:
+            return None, f"{key} missing or of the wrong type"
+    if saved["count"] > saved["offset"] or (saved["count"] == 0) != (saved["offset"] == 0):
+        return None, "count does not fit offset"
+    try:
+        good = state_ok(saved["state"])
+    except (TypeError, ValueError, KeyError, AttributeError):
+        good = False
+    return (saved, "") if good else (None, "state does not fit this source")
+
+
+def _offset_problem(fd: int, offset: int, part: Path) -> str:
+    """'' when `offset` is the end of a whole line inside the partial output, else why not."""
+    size = os.fstat(fd).st_size
+    if offset > size:
+        return f"offset {offset} is beyond the {size} bytes of {part.name}"
+    if offset and os.pread(fd, 1, offset - 1) != b"\n":
+        return f"offset {offset} is not the end of a line of {part.name}"
+    return ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -10,8 +11,9 @@ from typing import Any
 
 import httpx
 
+from indexer.errors import InvalidQuery
 from indexer.fetch import FetchError, Polite, ResumableJsonl, Retryable, looks_like_html
-from indexer.records import arxiv_abs_url, split_version
+from indexer.records import arxiv_abs_url, parse_date, split_version
 
 log = logging.getLogger(__name__)
 
@@ -19,22 +21,51 @@ HF_DAILY_URL = "https://huggingface.co/api/daily_papers"
 # 500 requests per 5 minutes per IP without a token: one every 0.6 s stays inside it.
 HF_INTERVAL = 0.6
 PAGE_LIMIT = 100
-_PERIODS = {
-    "date": re.compile(r"^\d{4}-\d{2}-\d{2}$"),
-    "week": re.compile(r"^\d{4}-W\d{2}$"),
-    "month": re.compile(r"^\d{4}-\d{2}$"),
-}
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_FORMS = {"date": "a YYYY-MM-DD date",
+          "week": "an ISO week YYYY-Www that exists (W01 to W52, W53 in long years)",
+          "month": "a YYYY-MM month (01 to 12)"}
+
+
+def _real_period(key: str, value: str) -> bool:
+    """Whether `value` is a day, ISO week or month of the calendar (2025-W54 is not)."""
+    try:
+        if key == "date":
+            parse_date(value)
+        elif m := (_WEEK if key == "week" else _MONTH).fullmatch(value):
+            year, number = int(m[1]), int(m[2])
+            if key == "week":
+                dt.date.fromisocalendar(year, number, 1)
+            else:
+                dt.date(year, number, 1)
+        else:
+            return False
+    except ValueError:
+        return False
+    return True
 
 
 def period_param(date: str = "", week: str = "", month: str = "") -> dict[str, str]:
-    """Exactly one of --date YYYY-MM-DD, --week YYYY-Www, --month YYYY-MM as a query param."""
+    """Exactly one of --date YYYY-MM-DD, --week YYYY-Www, --month YYYY-MM as a query param.
+
+    Raises:
+        InvalidQuery: none or several given, or one that is not in the calendar.
+    """
     given = {k: v for k, v in (("date", date), ("week", week), ("month", month)) if v}
     if len(given) != 1:
-        raise FetchError("give exactly one of --date YYYY-MM-DD, --week YYYY-Www, --month YYYY-MM")
+        raise InvalidQuery("give exactly one of --date YYYY-MM-DD, --week YYYY-Www, "
+                           "--month YYYY-MM")
     (key, value), = given.items()
-    if not _PERIODS[key].match(value):
-        raise FetchError(f"--{key} {value!r} is not in the form {_PERIODS[key].pattern[1:-1]}")
+    if not isinstance(value, str) or not _real_period(key, value):
+        raise InvalidQuery(f"--{key} must be {_FORMS[key]}, got {str(value)[:40]!r}")
     return {key: value}
+
+
+def _hf_state_ok(state: dict[str, Any]) -> bool:
+    """A saved Hugging Face cursor: the next page, or -1 after the last."""
+    page = state.get("page")
+    return type(page) is int and page >= -1
 
 
 def item_record(item: Any) -> dict[str, Any] | None:
@@ -92,7 +123,7 @@ def fetch_hf(
 ) -> int:
     """Every paper of a day, week or month of the daily list, page by page; resumable."""
     period = period_param(date, week, month)
-    state = sink.begin({"source": "hf", "url": base_url, **period}) or {"page": 0}
+    state = sink.begin({"source": "hf", "url": base_url, **period}, _hf_state_ok) or {"page": 0}
     skipped = 0
     while state["page"] >= 0:
         items = polite.get(base_url, {**period, "limit": PAGE_LIMIT, "p": state["page"]},

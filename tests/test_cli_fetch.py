@@ -85,7 +85,22 @@ def test_fetch_oai_and_hf(services, tmp_path, monkeypatch):
     assert "Wrote 3 papers" in proc.stdout
     bad = papersift("fetch", "hf", "--date", "24/07/2026", "--hf-url", services,
                     "--out", tmp_path / "x.jsonl")
-    assert bad.returncode == 1 and "--date '24/07/2026' is not in the form" in bad.stderr
+    assert bad.returncode == 2 and "--date must be a YYYY-MM-DD date, got '24/07/2026'" in bad.stderr
+
+
+def test_fetch_over_a_damaged_cursor_starts_over_with_one_note(services, tmp_path):
+    out = tmp_path / "arxiv.jsonl"
+    out.with_name("arxiv.jsonl.part").write_bytes(b'{"id": "half"}\n')
+    cursor = out.with_name("arxiv.jsonl.cursor.json")
+    cursor.write_text(json.dumps({"job": {}, "state": {"pending": [], "start": 0},
+                                  "offset": 10**12, "count": 1}))
+    proc = papersift("fetch", "arxiv", "--category", "cs.CL", "--page-size", 25, "--delay", 0,
+                     "--arxiv-url", f"{services}/api/query", "--out", out, check=0)
+    assert proc.stderr.splitlines()[0] == (
+        f"papersift: {cursor}: damaged fetch cursor (offset 1000000000000 is beyond the 15 "
+        "bytes of arxiv.jsonl.part); starting the fetch over")
+    assert "Wrote 25 papers" in proc.stdout and "half" not in out.read_text()
+    assert out.stat().st_size < 1_000_000 and not cursor.exists()
 
 
 @pytest.mark.model

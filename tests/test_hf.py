@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from indexer.errors import InvalidQuery
 from indexer.fetch import FetchError, Polite, ResumableJsonl
 from indexer.hf import fetch_hf, item_record, period_param
 from tests.feeds import bundled_papers, hf_items
@@ -40,10 +41,22 @@ def test_items_without_id_are_skipped():
 
 def test_period_validation():
     assert period_param(week="2026-W05") == {"week": "2026-W05"}
-    with pytest.raises(FetchError, match="exactly one of"):
+    assert period_param(week="2026-W53") == {"week": "2026-W53"}  # 2026 has 53 ISO weeks
+    assert period_param(date="2024-02-29") == {"date": "2024-02-29"}
+    with pytest.raises(InvalidQuery, match="exactly one of"):
         period_param(date="2026-01-01", month="2026-01")
-    with pytest.raises(FetchError, match="--month '2026-1' is not in the form"):
+    with pytest.raises(InvalidQuery, match="--month must be a YYYY-MM month"):
         period_param(month="2026-1")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("week", "2025-W54"), ("week", "2025-W53"), ("week", "2025-W00"), ("week", "2025-W01\n"),
+    ("week", "２０２５-W01"), ("month", "2025-13"), ("month", "2025-00"), ("month", "0000-01"),
+    ("date", "2025-02-30"), ("date", "2025-W01-1"), ("date", "20250101"),
+])
+def test_periods_must_be_in_the_calendar(key, value):
+    with pytest.raises(InvalidQuery, match=f"--{key} must be"):
+        period_param(**{key: value})
 
 
 def run(handler, tmp_path, **period):
