@@ -16,6 +16,8 @@ from ui.clikit import (
     ProblemPrinter,
     UsageProblem,
     check_date,
+    check_delay,
+    check_url,
     encode_progress,
     err,
     make_encoder,
@@ -42,15 +44,46 @@ OaiUrl = Annotated[str | None, typer.Option("--oai-url", help="[env PAPERSIFT_OA
 HfUrl = Annotated[str | None, typer.Option("--hf-url", help="[env PAPERSIFT_HF_URL]")]
 
 
+SOURCES = ("arxiv", "oai", "hf")
+
+
+def check_fetch(source: str, settings: Settings, delay: float | None, *,
+                since_option: str = "--since", categories=(), since: str = "", until: str = "",
+                query: str = "", date: str = "", week: str = "", month: str = "",
+                **_ignored) -> None:
+    """Every option of a fetch from `source`, checked before any request; `since_option`
+    is how the user spelled the first day (`fetch oai --from`, `update --since`).
+
+    Raises:
+        UsageProblem, InvalidQuery: the first mistake, as one line (exit 2): an unknown
+            source, a URL that is not http(s) with a host, a --delay outside 0..3600, a
+            date, week or month not in the calendar, --since (or --from) after --until.
+    """
+    from indexer.hf import period_param
+
+    if source not in SOURCES:
+        raise UsageProblem(f"--from must be arxiv, oai or hf, got {source!r}")
+    check_delay(delay)
+    check_url(f"--{source}-url (or PAPERSIFT_{source.upper()}_URL)",
+              getattr(settings, f"{source}_url"))
+    if source == "hf":
+        period_param(date, week, month)
+        return
+    since, until = check_date(since_option, since), check_date("--until", until)
+    if since and until and since > until:
+        raise UsageProblem(f"{since_option} {since} is after --until {until}: no paper can match")
+    if source == "arxiv" and not (categories or since or until or query):
+        raise UsageProblem("an arXiv fetch needs --category, --since/--until or --query")
+
+
 def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, **options) -> int:
     """Fetch from one source into `out`; returns the number of records written."""
     from indexer.arxiv import fetch_arxiv, fetch_oai
     from indexer.fetch import Polite, ResumableJsonl, make_client
     from indexer.hf import HF_INTERVAL, fetch_hf
 
-    for name in ("since", "until"):
-        check_date(f"--{'from' if source == 'oai' and name == 'since' else name}",
-                    options.get(name, ""))
+    check_fetch(source, settings, delay, since_option="--from" if source == "oai" else "--since",
+                **options)
     headers = {"Authorization": f"Bearer {settings.hf_token}"} if (
         source == "hf" and settings.hf_token) else {}
     interval = delay if delay is not None else (HF_INTERVAL if source == "hf" else 3.0)
@@ -130,6 +163,9 @@ def update(
     if vectors is not None and source:
         raise UsageProblem("--vectors goes with FILE..., not --from")
     settings = Settings.load(index, model, arxiv_url=arxiv_url, oai_url=oai_url, hf_url=hf_url)
+    if source:  # every fetch option is checked before the lock, the index or any request
+        check_fetch(source, settings, delay, categories=category, since=since, until=until,
+                    query=query, date=date, week=week, month=month)
     # The write lock is taken before fetching: a second run (an overlapping cron job) is
     # refused before it touches the download in progress.
     with writer_lock(settings.index):

@@ -68,6 +68,39 @@ def check_window(since: str, until: str) -> None:
         raise UsageProblem(f"--since {since} is after --until {until}: no paper can match")
 
 
+def check_url(option: str, value: str) -> str:
+    """A source URL: http:// or https:// with a host (and a port 1-65535 if one is given),
+    as httpx will parse it; file:///etc/passwd, http://[::1 or a bare name are usage
+    mistakes, refused before any request (no retry can mend them)."""
+    import httpx
+
+    from indexer.records import control_character
+
+    try:
+        url = httpx.URL(value)
+        good = (url.scheme in ("http", "https") and bool(url.host)
+                and (url.port is None or 0 < url.port < 65536)
+                and not control_character(value) and not any(c.isspace() for c in value))
+    except (httpx.InvalidURL, ValueError, TypeError):
+        good = False
+    if not good:
+        raise UsageProblem(f"{option} must be an http:// or https:// URL with a host, "
+                           f"got {value[:80]!r}")
+    return value
+
+
+MAX_DELAY = 3600.0
+
+
+def check_delay(delay: float | None) -> float | None:
+    """--delay: None (the source's own pace) or finite seconds from 0 to MAX_DELAY."""
+    import math
+
+    if delay is not None and not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY):
+        raise UsageProblem(f"--delay must be seconds from 0 to {MAX_DELAY:.0f}, got {delay}")
+    return delay
+
+
 def check_categories(searcher, filters):
     """`filters` with its categories as the index spells them (`cs.cl` is `cs.CL`).
 
