@@ -29,7 +29,7 @@ fetch_app = typer.Typer(help="Download papers from arXiv or Hugging Face Papers 
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Output JSON Lines file (written atomically).")]
 DelayOpt = Annotated[
-    float | None, typer.Option("--delay", help="Seconds between requests (arXiv asks for 3).")
+    float | None, typer.Option("--delay", help="Seconds between requests, 0-3600 (arXiv asks for 3).")
 ]
 FetchSince = Annotated[str, typer.Option("--since", help="Submitted on or after YYYY-MM-DD.")]
 FetchUntil = Annotated[str, typer.Option("--until", help="Submitted on or before YYYY-MM-DD.")]
