@@ -93,7 +93,7 @@ def test_import_precomputed_vectors(tmp_path, fake_encoder, toy_file):
     [
         ("wrong_rows", "4 vectors but 5 paper records"),
         ("nan", "row 2 has NaN or infinite values"),
-        ("zero", "row 1 has zero norm"),
+        ("zero", "row 1 has zero or unmeasurable norm"),
         ("one_d", "expected a 2-D float array"),
         ("ints", "expected a 2-D float array"),
     ],

@@ -22,6 +22,26 @@ def papersift(*args, check=None):
     return proc
 
 
+@pytest.fixture
+def cli(monkeypatch, capsys, real_encoder):
+    """The CLI in this process with the session's model (each subprocess would load it
+    again, about 10 s); the subprocess tests keep the whole path covered."""
+    from types import SimpleNamespace
+
+    from ui import clikit
+    from ui.cli import main
+
+    monkeypatch.setattr(clikit, "make_encoder", lambda *a, **k: real_encoder)
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return run
+
+
 def one_line_error(proc, code, *fragments):
     assert proc.returncode == code, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
@@ -48,7 +68,7 @@ def test_build_reports_bad_lines_and_summary(tmp_path):
 
 
 @pytest.mark.model
-def test_search_json_and_queries_file(real_index_copy, tmp_path):
+def test_search_json_and_queries_file(real_index_copy, tmp_path, cli):
     proc = papersift("search", "scaling laws for weight decay", "-k", 3, "--json", "--no-floor",
                      "--index", real_index_copy, check=0)
     hits = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -60,39 +80,36 @@ def test_search_json_and_queries_file(real_index_copy, tmp_path):
 
     queries = tmp_path / "q.txt"
     queries.write_text("rain forecasting\n\nsign language recognition\n")
-    proc = papersift("search", "--queries", queries, "-k", 2, "--json", "--no-floor",
-                     "--index", real_index_copy, check=0)
+    proc = cli("search", "--queries", queries, "-k", 2, "--json", "--no-floor",
+               "--index", real_index_copy)
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["query"] for r in rows] == ["rain forecasting", "sign language recognition"]
     assert all(r["took_ms"] > 0 and len(r["hits"]) == 2 for r in rows)
 
-    table = papersift("search", "sign language", "-k", 1000, "--index", real_index_copy, "--json",
-                      check=0)
+    table = cli("search", "sign language", "-k", 1000, "--index", real_index_copy, "--json")
     scores = [json.loads(line)["score"] for line in table.stdout.splitlines()]
     # k above the index size: the close matches, not all 300 ...
     assert 1 <= len(scores) < 300 and scores == sorted(scores, reverse=True)
-    everything = papersift("search", "sign language", "-k", 1000, "--index", real_index_copy,
-                           "--json", "--no-floor", check=0)
+    everything = cli("search", "sign language", "-k", 1000, "--index", real_index_copy,
+                     "--json", "--no-floor")
     assert len(everything.stdout.splitlines()) == 300  # ... unless --no-floor
 
 
 @pytest.mark.model
-def test_nonsense_says_no_close_matches_and_typos_are_corrected(real_index_copy, tmp_path):
-    proc = papersift("search", "qwpoeiru zmxncb asdkjh", "--index", real_index_copy, check=0)
+def test_nonsense_says_no_close_matches_and_typos_are_corrected(real_index_copy, tmp_path, cli):
+    proc = cli("search", "qwpoeiru zmxncb asdkjh", "--index", real_index_copy)
     assert "No close matches" in proc.stdout and "relevance floor" in proc.stderr
-    assert papersift("search", "qwpoeiru zmxncb asdkjh", "--json", "--index", real_index_copy,
-                     check=0).stdout == ""
+    assert cli("search", "qwpoeiru zmxncb asdkjh", "--json", "--index", real_index_copy).stdout == ""
 
-    proc = papersift("search", "sign langauge recogniton", "-k", 3, "--json",
-                     "--index", real_index_copy, check=0)
+    proc = cli("search", "sign langauge recogniton", "-k", 3, "--json", "--index", real_index_copy)
     hits = [json.loads(line) for line in proc.stdout.splitlines()]
     assert "Showing results for 'sign language recognition'" in proc.stderr
     assert hits and all(h["corrected"] == "sign language recognition" for h in hits)
     assert "sign language" in hits[0]["title"].lower()
     queries = tmp_path / "q.txt"
     queries.write_text("sign langauge recogniton\nsign language recognition\n")
-    rows = [json.loads(line) for line in papersift(
-        "search", "--queries", queries, "--json", "--index", real_index_copy, check=0
+    rows = [json.loads(line) for line in cli(
+        "search", "--queries", queries, "--json", "--index", real_index_copy
     ).stdout.splitlines()]
     assert [r["corrected"] for r in rows] == ["sign language recognition", None]
 
