@@ -73,6 +73,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVED: dict = {}  # the index the module's app serves
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, real_encoder):
     tmp = tmp_path_factory.mktemp("browser")
@@ -81,6 +84,7 @@ def server(tmp_path_factory, real_encoder):
                 "categories": ["cs.CR"], "url": "javascript:alert(1)"} for i, t in enumerate(HOSTILE)]
     corpus = write_jsonl(tmp / "papers.jsonl", lines + hostile + LINKY)
     build_index([corpus], tmp / "index", real_encoder, with_map=True)
+    SERVED["index"] = tmp / "index"
     ReadingLists(tmp / "lists.sqlite").add(LIST_NAME, [Paper(id="2401.00011", title="t",
                                                              abstract="")])
     port = free_port()
@@ -241,3 +245,21 @@ def test_click_a_point_on_the_map_opens_its_paper(page, server):
     page.go_back()
     page.get_by_text("Map of the field").wait_for()
     assert "paper=" not in page.url
+
+
+def test_the_running_app_shows_papers_from_three_updates(page, server, real_encoder, tmp_path):
+    """Last in the module: it updates the served index under the running app."""
+    from indexer.update import update_index
+
+    for batch in range(3):
+        title = f"Counting quokkas from drone photos, survey {batch}"
+        update_index([write_jsonl(tmp_path / f"u{batch}.jsonl", [{
+            "id": f"2611.{batch:05d}", "title": title, "published": "2026-11-01",
+            "abstract": "We count quokka populations on Rottnest Island from aerial drone "
+                        "images with a detector trained on few labels."}])],
+            SERVED["index"], real_encoder)
+        page.goto(f"{server}/?q=quokka+drone+census+{batch}")
+        page.get_by_text(title).first.wait_for()
+    page.screenshot(path=ARTIFACTS / "after-updates.png")
+    gens = [p for p in SERVED["index"].iterdir() if p.name.startswith("gen-")]
+    assert len(gens) <= 2  # superseded generations freed once the app let go of them

@@ -56,7 +56,8 @@ def sidebar(searcher: Searcher) -> None:
         counts = dict(searcher.categories)
         st.multiselect("Categories", options=list(counts), key="w_cats", on_change=from_widgets,
                        format_func=lambda c: f"{c} ({counts.get(c, 0):,})")
-        st.text_input("Author contains", key="w_author", on_change=from_widgets)
+        st.text_input("Author", key="w_author", on_change=from_widgets,
+                      help="A name or part of one: Li, Müller, J Smith, Wei Li.")
         st.radio("Sort by", options=list(SORT_LABELS), key="w_sort", horizontal=True,
                  format_func=SORT_LABELS.get, on_change=from_widgets)
         st.radio("Match by", options=list(MODE_LABELS), key="w_mode", horizontal=True,
