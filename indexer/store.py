@@ -534,17 +534,27 @@ def write_generation(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.shape != (len(papers), model.dim):
         raise ValueError(f"vectors shape {vectors.shape} != ({len(papers)}, {model.dim})")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    gen = root / f"gen-{stamp}-{secrets.token_hex(3)}"
-    gen.mkdir(parents=True)
     build = {"index_type": index_type, "float16": bool(float16),
              "windows": windows is not None, "lexical": bool(with_lexical),
              "vectors": vectors_name}
-    try:
+    with _new_generation(root) as gen:
         manifest = _write_files(gen, papers, vectors, model, index_type, float16, reuse,
                                 with_lexical, before_switch, windows, build)
         _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
         _switch(root, gen)
+    return gen
+
+
+@contextlib.contextmanager
+def _new_generation(root: Path) -> Iterator[Path]:
+    """A fresh generation folder to write and switch to. Anything failing inside removes
+    it at once (an OSError or SQLite error, e.g. a full disk, becomes one line); after
+    the switch the superseded generation goes, unless a reader still leases it."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    gen = root / f"gen-{stamp}-{secrets.token_hex(3)}"
+    gen.mkdir(parents=True)
+    try:
+        yield gen
     except BaseException as e:
         shutil.rmtree(gen, ignore_errors=True)
         if isinstance(e, OSError | sqlite3.Error):
@@ -552,8 +562,7 @@ def write_generation(
             raise PapersiftError(f"{root}: could not write a new generation ({why}); "
                                  "the index is unchanged") from None
         raise
-    remove_leftovers(root)  # the superseded generation, unless a reader still leases it
-    return gen
+    remove_leftovers(root)
 
 
 def _switch(root: Path, gen: Path) -> None:
@@ -639,10 +648,7 @@ def derive_generation(root: Path, handle: IndexHandle, atlas: Any) -> Path:
     files are hard links to the served generation's (copies where the file system cannot
     link), so a map costs no second copy of the index and no served file ever changes.
     """
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    gen = root / f"gen-{stamp}-{secrets.token_hex(3)}"
-    gen.mkdir(parents=True)
-    try:
+    with _new_generation(root) as gen:
         names = [n for n in handle.manifest["files"] if not n.startswith(f"{MAP_DIR}/")]
         for name in names:
             source, target = handle.generation / name, gen / name
@@ -659,14 +665,6 @@ def derive_generation(root: Path, handle: IndexHandle, atlas: Any) -> Path:
         manifest["files"] = {**files, **_file_entries(gen, _map_files(gen))}
         _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
         _switch(root, gen)
-    except BaseException as e:
-        shutil.rmtree(gen, ignore_errors=True)
-        if isinstance(e, OSError | sqlite3.Error):
-            why = getattr(e, "strerror", None) or str(e)
-            raise PapersiftError(f"{root}: could not write a new generation ({why}); "
-                                 "the index is unchanged") from None
-        raise
-    remove_leftovers(root)  # the superseded generation, unless a reader still leases it
     return gen
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -151,3 +152,44 @@ def bundled_index(tmp_path_factory, real_encoder) -> Path:
     root = tmp_path_factory.mktemp("bundled") / "index"
     build_index([BUNDLED], root, real_encoder, with_windows=False)
     return root
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """The CLI in this process (`ui.cli.main`) with the fake encoder: (exit code, stdout,
+    stderr) of one command."""
+    from ui import clikit
+    from ui.cli import main
+
+    monkeypatch.setattr(clikit, "make_encoder", lambda *a, **k: FakeEncoder())
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@contextlib.contextmanager
+def another_writer(root):
+    """Hold `root`'s write lock from another thread (another writer at work) meanwhile."""
+    import threading
+
+    from indexer import store
+
+    held, release = threading.Event(), threading.Event()
+
+    def writer():
+        with store.writer_lock(root):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    held.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join()

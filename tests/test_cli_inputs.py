@@ -5,22 +5,6 @@ import json
 
 import pytest
 
-from tests.fakes import FakeEncoder
-from ui import clikit
-from ui.cli import main
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    monkeypatch.setattr(clikit, "make_encoder", lambda *a, **k: FakeEncoder())
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
 
 def one_line(result, code, *fragments):
     got, _, err = result

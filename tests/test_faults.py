@@ -18,23 +18,9 @@ from indexer.store import open_index, read_manifest
 from tests.conftest import ROOT, TOY, write_jsonl
 from tests.fakes import FakeEncoder
 from tests.test_cli_inputs import one_line
-from ui import clikit
-from ui.cli import main
 
 NEW = [{"id": f"2499.{i:05d}", "title": f"Fresh paper {i} on quasars",
         "abstract": "Quasar lensing in a wide survey."} for i in range(4)]
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    monkeypatch.setattr(clikit, "make_encoder", lambda *a, **k: FakeEncoder())
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def gens(root):

@@ -3,7 +3,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from indexer.errors import (
     PapersiftError,
 )
 from indexer.store import ModelInfo, open_index, read_manifest
-from tests.conftest import ROOT, TOY
+from tests.conftest import ROOT, TOY, another_writer
 from tests.fakes import FakeEncoder
 
 
@@ -153,22 +152,9 @@ def test_build_killed_between_two_files_keeps_previous_generation(toy_index, toy
 
 
 def test_second_writer_is_refused(toy_index, toy_file, fake_encoder):
-    held, release = threading.Event(), threading.Event()
-
-    def writer():
-        with store.writer_lock(toy_index):
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    held.wait(30)
-    try:
-        with pytest.raises(IndexLocked, match="another papersift process is writing"):
-            build_index([toy_file], toy_index, fake_encoder)
-    finally:
-        release.set()
-        thread.join()
+    with (another_writer(toy_index),
+          pytest.raises(IndexLocked, match="another papersift process is writing")):
+        build_index([toy_file], toy_index, fake_encoder)
     with store.writer_lock(toy_index), store.writer_lock(toy_index):  # re-entrant in a thread
         build_index([toy_file], toy_index, fake_encoder)
 

@@ -5,16 +5,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 
 from indexer.build import build_index
 from indexer.errors import IndexLocked, ModelMismatch
-from indexer.store import open_index, read_manifest, writer_lock
+from indexer.store import open_index, read_manifest
 from indexer.update import update_index
 from search import Searcher
-from tests.conftest import ROOT, TOY, write_jsonl
+from tests.conftest import ROOT, TOY, another_writer, write_jsonl
 from tests.fakes import FakeEncoder
 
 
@@ -86,22 +85,9 @@ def test_readers_keep_the_old_generation_during_an_update(toy_index, tmp_path, f
 
 
 def test_second_updater_is_refused_and_other_models_too(toy_index, toy_file, fake_encoder):
-    held, release = threading.Event(), threading.Event()
-
-    def other_writer():
-        with writer_lock(toy_index):
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=other_writer)
-    thread.start()
-    held.wait(30)
-    try:
-        with pytest.raises(IndexLocked, match="another papersift process"):
-            update_index([toy_file], toy_index, fake_encoder)
-    finally:
-        release.set()
-        thread.join()
+    with (another_writer(toy_index),
+          pytest.raises(IndexLocked, match="another papersift process")):
+        update_index([toy_file], toy_index, fake_encoder)
     with pytest.raises(ModelMismatch):
         update_index([toy_file], toy_index, FakeEncoder(name="fake/other", seed="2"))
 
