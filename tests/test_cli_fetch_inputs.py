@@ -121,3 +121,13 @@ def test_a_planted_part_is_refused_and_never_written(run, tmp_path, plant):
     one_line(run("fetch", *ARXIV, "--delay", 0, "--out", fe / "out.jsonl"), 1,
              f"{part}: is {kind}; papersift writes fetched papers only to regular files")
     assert victim.read_text() == "precious" and not (fe / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--category", 'cs.CL OR all:"x"'], "is not an arXiv category"),
+    (["--category", "cs.CL\n"], "is not an arXiv category"),
+    (["--query", "ti:graph\x1b[2J"], "--query holds the control character U+001B"),
+])
+def test_arxiv_query_parts_are_checked_before_any_request(run, tmp_path, args, message):
+    result = run("fetch", "arxiv", *args, "--since", "2025-01-01", "--out", tmp_path / "o.jsonl")
+    one_line(result, 2, message)

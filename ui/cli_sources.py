@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from indexer.records import control_character
 from ui.clikit import (
     CategoryOpt,
     IndexOpt,
@@ -50,7 +52,7 @@ SOURCES = ("arxiv", "oai", "hf")
 def check_fetch(source: str, settings: Settings, delay: float | None, *,
                 since_option: str = "--since", categories=(), since: str = "", until: str = "",
                 query: str = "", date: str = "", week: str = "", month: str = "",
-                **_ignored) -> None:
+                set_spec: str = "", **_ignored) -> None:
     """Every option of a fetch from `source`, checked before any request; `since_option`
     is how the user spelled the first day (`fetch oai --from`, `update --since`).
 
@@ -74,6 +76,17 @@ def check_fetch(source: str, settings: Settings, delay: float | None, *,
         raise UsageProblem(f"{since_option} {since} is after --until {until}: no paper can match")
     if source == "arxiv" and not (categories or since or until or query):
         raise UsageProblem("an arXiv fetch needs --category, --since/--until or --query")
+    for category in categories or ():
+        if not _CATEGORY.fullmatch(category):
+            raise UsageProblem(f"--category {category[:40]!r} is not an arXiv category "
+                               "(like cs.CL, math.AG, hep-th)")
+    for name, value in (("--query", query), ("--set", set_spec)):
+        if value and (bad := control_character(value)):
+            raise UsageProblem(f"{name} holds the control character U+{ord(bad):04X}")
+
+
+# arXiv's archive and subject class: cs.CL, q-bio.NC, hep-th, cond-mat.stat-mech
+_CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z][A-Za-z-]+)?")
 
 
 def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, **options) -> int:
@@ -165,7 +178,7 @@ def update(
     settings = Settings.load(index, model, arxiv_url=arxiv_url, oai_url=oai_url, hf_url=hf_url)
     if source:  # every fetch option is checked before the lock, the index or any request
         check_fetch(source, settings, delay, categories=category, since=since, until=until,
-                    query=query, date=date, week=week, month=month)
+                    query=query, date=date, week=week, month=month, set_spec=set_spec)
     # The write lock is taken before fetching: a second run (an overlapping cron job) is
     # refused before it touches the download in progress.
     with writer_lock(settings.index):
