@@ -40,7 +40,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def encode(model, texts, batch=64) -> np.ndarray:
     order = np.argsort([-len(t) for t in texts])
-    out = np.empty((len(texts), model.get_sentence_embedding_dimension()), np.float32)
+    out = np.empty((len(texts), model.get_embedding_dimension()), np.float32)
     for s in range(0, len(texts), batch):
         rows = order[s:s + batch]
         out[rows] = model.encode([texts[i] for i in rows], batch_size=batch,
@@ -63,8 +63,10 @@ def tune(model, papers: list[Paper], epochs: int, batch: int, max_len: int, seed
         order = rng.permutation(len(pairs))
         for s in range(0, len(order) - batch + 1, batch):
             chunk = [pairs[i] for i in order[s:s + batch]]
-            feats = [model.tokenize([c[k] for c in chunk]) for k in (0, 1)]
-            feats = [{k: v.to(model.device) for k, v in f.items()} for f in feats]
+            prepare = getattr(model, "preprocess", None) or model.tokenize
+            feats = [prepare([c[k] for c in chunk]) for k in (0, 1)]
+            feats = [{k: v.to(model.device) if hasattr(v, "to") else v for k, v in f.items()}
+                     for f in feats]
             a, b = (torch.nn.functional.normalize(model(f)["sentence_embedding"], dim=-1)
                     for f in feats)
             logits = torch.cat([a @ b.T, b @ a.T]) * 20.0  # both directions
