@@ -335,10 +335,12 @@ def _try_exclusive(folder: Path) -> int | None:
     return fd
 
 
-def _remove_unleased(folder: Path) -> bool:
-    """Delete a generation folder unless a reader leases it; True when it was removed.
-    It is first renamed out of the generations' name space (atomic), so a removal cut
-    short leaves a `.gen-` leftover, never a half-deleted generation."""
+def _remove_unleased(folder: Path, background: bool = False) -> bool:
+    """Delete a generation folder unless a reader leases it; True when it is gone from
+    the generations. It is first renamed out of their name space (atomic), so a removal
+    cut short leaves a `.gen-` leftover, never a half-deleted generation; `background`
+    deletes the renamed folder in a thread (a reader's request does not wait for
+    gigabytes to be unlinked)."""
     if not folder.is_dir():
         folder.unlink(missing_ok=True)
         return True
@@ -350,11 +352,20 @@ def _remove_unleased(folder: Path) -> bool:
         if not folder.name.startswith("."):
             doomed = folder.with_name(f".{folder.name}-removing")
             os.rename(folder, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
     except OSError:
-        return False
-    finally:
         os.close(fd)
+        return False
+
+    def delete() -> None:
+        try:
+            shutil.rmtree(doomed, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+    if background:
+        threading.Thread(target=delete, name="papersift-remove", daemon=True).start()
+    else:
+        delete()
     return not folder.exists()
 
 
@@ -441,7 +452,7 @@ def release_generation(root: Path, gen: Path, fd: int) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 if _sound_current(root) not in (None, gen):
-                    _remove_unleased(gen)
+                    _remove_unleased(gen, background=True)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     except OSError:
