@@ -26,6 +26,7 @@ import tenacity
 
 from indexer import __version__
 from indexer.errors import PapersiftError
+from indexer.files import odd_file
 
 log = logging.getLogger(__name__)
 
@@ -310,14 +311,10 @@ _NO_FOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a FIFO 
 def _refuse_odd(path: Path) -> None:
     """Raise FetchError when `path` exists and is not a regular file (link, FIFO, folder)."""
     try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
+        _, kind = odd_file(path)
     except OSError as e:
         raise FetchError(f"{path}: cannot use ({e.strerror or e})") from None
-    if not stat.S_ISREG(mode):
-        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode)
-                else "not a regular file")
+    if kind:
         raise FetchError(f"{path}: is {kind}; papersift writes fetched papers only to regular "
                          "files (remove it or choose another --out)")
 

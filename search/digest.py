@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import re
 import smtplib
-import stat
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
 from indexer.errors import InvalidQuery, PapersiftError
+from indexer.files import odd_file
 from indexer.records import arxiv_abs_url, control_character, parse_date, safe_url
 from search.searcher import Filters, Hit, Searcher
 
@@ -67,14 +66,10 @@ def check_targets(*targets: Path) -> None:
     """
     for path in targets:
         try:
-            mode = os.lstat(path).st_mode
-        except FileNotFoundError:
-            continue
+            _, kind = odd_file(path)
         except OSError as e:
             raise DigestError(f"{path}: cannot write the digest ({e.strerror or e})") from None
-        if not stat.S_ISREG(mode):
-            kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a directory"
-                    if stat.S_ISDIR(mode) else "not a regular file")
+        if kind:
             raise DigestError(f"{path}: is {kind}; the digest is written only over a regular "
                               "file (remove it or choose another --out)")
 

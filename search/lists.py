@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import PapersiftError
+from indexer.files import odd_file
 from indexer.records import Paper, canonical_id, is_arxiv_id
 
 SCHEMA_VERSION = 1
@@ -350,14 +351,10 @@ def write_export(path: str | Path, text: str) -> None:
     """
     path = Path(path)
     try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        mode = None
+        mode, kind = odd_file(path)
     except OSError as e:
         raise ListError(f"{path}: cannot write ({e.strerror})") from None
-    if mode is not None and not stat.S_ISREG(mode):
-        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode)
-                else "not a regular file")
+    if kind:
         raise ListError(f"{path}: is {kind}; give the path of a regular file to write")
     tmp = None
     try:
