@@ -82,3 +82,32 @@ class Engine:
     @property
     def generation(self) -> Path:
         return self._searcher.index.generation
+
+
+def open_engine(index: str | Path, model: str | None = None, *, with_model: bool = True,
+                warm: bool = False, encoder: Any = None, **options: Any) -> Engine:
+    """The one way every front end (CLI, app, HTTP API, MCP) opens an index.
+
+    Args:
+        index: the index folder.
+        model: the --model value (None: the packaged default).
+        with_model: False opens it for lookups, `similar` and recommendations only (no
+            query encoder is loaded).
+        warm: encode a first query now, so the first request does not pay for loading.
+        encoder: a query encoder to use instead of choosing one (tests pass a fake).
+        **options: passed to each `Searcher`.
+
+    Raises:
+        IndexNotFound, IndexCorrupt, ModelMismatch, PapersiftError: one line each.
+    """
+    from indexer.store import read_manifest
+
+    read_manifest(Path(index))  # fail on a missing index before loading any model
+    if encoder is None and with_model:
+        from indexer.query_encoder import query_encoder
+
+        encoder = query_encoder(model)
+    engine = Engine(index, encoder if with_model else None, **options)
+    if warm and engine.encoder is not None:
+        engine.encoder.encode(["warm-up"])
+    return engine

@@ -123,6 +123,14 @@ class Results:
     def no_close_matches(self) -> bool:
         return not self.hits and self.below_floor > 0
 
+    def to_dict(self, took_ms: float | None = None) -> dict[str, Any]:
+        """The answer as `search --queries --json`, the HTTP API and the MCP tools give it."""
+        return {"query": self.typed,
+                "took_ms": None if took_ms is None else round(took_ms, 2),
+                "corrected": self.query if self.corrected else None,
+                "no_close_matches": self.no_close_matches,
+                "hits": [h.to_dict() for h in self.hits]}
+
 
 def check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:

@@ -196,10 +196,7 @@ def search(
                                  floor=not no_floor)
         took = (time.perf_counter() - started) * 1000
         if as_json:
-            print(json.dumps({"query": line, "took_ms": round(took, 2),
-                              "corrected": results.query if results.corrected else None,
-                              "no_close_matches": results.no_close_matches,
-                              "hits": [h.to_dict() for h in results.hits]}, ensure_ascii=False))
+            print(json.dumps(results.to_dict(took), ensure_ascii=False))
         else:
             print_notes(results)
             print_hits(results.hits, False, heading=f"{line}  ({took:.0f} ms)",
