@@ -24,7 +24,7 @@ import typer
 from rich.table import Table
 
 from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError
-from ui import cli_explore, cli_sources
+from ui import cli_explore, cli_mcp, cli_sources
 from ui.clikit import (
     AuthorOpt,
     CategoryOpt,
@@ -469,6 +469,7 @@ def evaluate(
 
 
 app.command()(cli_sources.update)
+app.command()(cli_mcp.mcp)
 app.command()(cli_sources.repair)
 app.add_typer(cli_sources.fetch_app, name="fetch")
 app.command("map")(cli_explore.map_command)
