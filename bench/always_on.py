@@ -30,7 +30,7 @@ from indexer import store  # noqa: E402
 from indexer.encoder import SentenceTransformerEncoder  # noqa: E402
 from indexer.records import Paper  # noqa: E402
 from indexer.update import update_index  # noqa: E402
-from search.engine import Engine, _stamp  # noqa: E402
+from search.engine import _stamp, open_engine  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "queries" / "paraphrase_80k.tsv"
 
@@ -52,8 +52,7 @@ def main() -> None:
         _stamp(pointer)
     stat_us = (time.perf_counter() - t) / 100_000 * 1e6
 
-    encoder = SentenceTransformerEncoder(threads=1, fast_queries=True)
-    engine = Engine(root, encoder)
+    engine = open_engine(root, warm=True)
     # new papers: stored ones under new ids and titles (the demo set is inside the 80k)
     stored = engine.searcher().index.papers.papers(range(0, 3 * args.batch * 97, 97))
     fresh = [replace(p, id=f"2699.{i:05d}", title=f"Revisited: {p.title}")

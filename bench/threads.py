@@ -55,7 +55,9 @@ def main() -> None:
     queries = [r["title"] for r in rng.sample(rows, 50)]
     encoder = SentenceTransformerEncoder(precision="auto", backend="torch")
     encoder.encode(abstracts[:16])
-    fast = SentenceTransformerEncoder(threads=1, fast_queries=True)  # the app's query encoder
+    from indexer.query_encoder import query_encoder
+
+    fast = query_encoder()  # the query encoder of every front end
     fast.encode(["warm-up"])
     indexes = {name: open_index(path) for name, path in (("flat", args.index), ("ivf", args.ivf))
                if path}

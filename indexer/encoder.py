@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "openvino")
-OPENVINO_MIN_TEXTS = 32  # smaller calls (queries) stay on torch: no conversion for them
+OPENVINO_MIN_TEXTS = 32  # smaller calls stay on torch (queries: indexer/query_encoder.py)
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 
 
@@ -84,10 +84,6 @@ class SentenceTransformerEncoder:
             (indexer/openvino_backend.py: 2.6x plain sentence-transformers against 1.9x for
             torch with bf16), everything else through torch; "torch" never uses OpenVINO;
             "openvino" insists on it.
-        fast_queries: also encode small calls (queries) through OpenVINO, compiled for
-            latency on one thread, float32: 4.7 against 12.2 ms per query on torch here.
-            Costs a 2-3 s conversion on first use, so only long-lived searchers (the app)
-            ask for it; a one-shot `papersift search` stays on torch.
     """
 
     def __init__(
@@ -99,7 +95,6 @@ class SentenceTransformerEncoder:
         precision: str = "float32",
         threads: int | None = None,
         backend: str = "auto",
-        fast_queries: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise PapersiftError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -109,7 +104,6 @@ class SentenceTransformerEncoder:
         self._precision = precision
         self._threads = threads
         self._backend = backend
-        self._fast_queries = fast_queries
         self._lock = threading.Lock()
 
     @property
@@ -202,19 +196,6 @@ class SentenceTransformerEncoder:
             log.warning("OpenVINO could not convert %s (%s); encoding with torch", self._name, e)
             return None
 
-    @cached_property
-    def query_openvino(self):
-        """OpenVINO compiled for single queries, or None (torch then encodes queries)."""
-        from indexer import openvino_backend
-
-        if not self._fast_queries or not self._openvino_applies():
-            return None
-        try:
-            return openvino_backend.OpenVinoEncoder(self.model, self.dim, bf16=False, latency=True)
-        except Exception as e:  # noqa: BLE001 - torch still encodes queries
-            log.warning("OpenVINO could not convert %s for queries (%s); using torch", self._name, e)
-            return None
-
     @property
     def backend_in_use(self) -> str:
         """What a large batch is encoded with: "openvino (bfloat16)", "torch (float32)", ..."""
@@ -232,9 +213,6 @@ class SentenceTransformerEncoder:
         if len(texts) >= OPENVINO_MIN_TEXTS and self._backend != "torch" and self.openvino:
             with self._lock:
                 return np.ascontiguousarray(self.openvino.encode(texts), dtype=np.float32)
-        if len(texts) < OPENVINO_MIN_TEXTS and self._fast_queries and self.query_openvino:
-            with self._lock:
-                return np.ascontiguousarray(self.query_openvino.encode(texts), dtype=np.float32)
         with self._lock, torch.inference_mode():
             before = torch.get_num_threads()
             if self._threads is not None and before != self._threads:

@@ -51,59 +51,63 @@ def convertible(st_model) -> bool:
     return bool(mean) and (len(modules) == 2 or type(modules[2]).__name__ == "Normalize")
 
 
+def convert(st_model):
+    """The model's transformer with mean pooling and normalisation as one OpenVINO model
+    (inputs input_ids and attention_mask, int64; output the unit vectors)."""
+    import openvino as ov
+    import torch
+
+    tokenizer = st_model.tokenizer
+    wants_types = "token_type_ids" in getattr(tokenizer, "model_input_names", [])
+    transformer = st_model[0].auto_model.to("cpu").eval()
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask):
+            extra = {"token_type_ids": torch.zeros_like(input_ids)} if wants_types else {}
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                                      **extra).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    example = tokenizer(["an example", "two"], padding=True, return_tensors="pt")
+    # Tracing warns that shape checks become constants: they are the mask-is-given
+    # branches, the same for every batch sent (a mask always comes along).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ov.convert_model(MeanPooled(), example_input={
+            "input_ids": example["input_ids"], "attention_mask": example["attention_mask"]})
+
+
+def compile_for(model, bf16: bool = False, latency: bool = False):
+    """`model` compiled for the CPU: for throughput on every core (builds) or, with
+    `latency`, for one query at a time on one thread (the search path)."""
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+              "PERFORMANCE_HINT": "LATENCY" if latency else "THROUGHPUT"}
+    if latency:
+        config["INFERENCE_NUM_THREADS"] = 1
+    return ov.Core().compile_model(model, "CPU", config)
+
+
 class OpenVinoEncoder:
     """Unit vectors for many texts from a converted copy of a sentence-transformers model."""
 
-    def __init__(self, st_model, dim: int, bf16: bool, latency: bool = False) -> None:
-        """`latency`: compiled for one query at a time on one thread (the search path),
-        instead of for throughput on every core (builds)."""
-        import openvino as ov
-        import torch
-
+    def __init__(self, st_model, dim: int, bf16: bool) -> None:
         self.dim = dim
         self.tokenizer = st_model.tokenizer
         self.max_length = int(st_model.max_seq_length)
-        wants_types = "token_type_ids" in getattr(self.tokenizer, "model_input_names", [])
-        transformer = st_model[0].auto_model.to("cpu").eval()
-
-        class MeanPooled(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.transformer = transformer
-
-            def forward(self, input_ids, attention_mask):
-                extra = {"token_type_ids": torch.zeros_like(input_ids)} if wants_types else {}
-                hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
-                                          **extra).last_hidden_state
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                return torch.nn.functional.normalize(pooled, dim=-1)
-
-        example = self.tokenizer(["an example", "two"], padding=True, return_tensors="pt")
-        # Tracing warns that shape checks become constants: they are the mask-is-given
-        # branches, the same for every batch this class sends (a mask always comes along).
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            converted = ov.convert_model(MeanPooled(), example_input={
-                "input_ids": example["input_ids"], "attention_mask": example["attention_mask"]})
-        config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
-                  "PERFORMANCE_HINT": "LATENCY" if latency else "THROUGHPUT"}
-        if latency:
-            config["INFERENCE_NUM_THREADS"] = 1
-        self.compiled = ov.Core().compile_model(converted, "CPU", config)
-        self.latency = latency
-        self.request = self.compiled.create_infer_request() if latency else None
+        self.compiled = compile_for(convert(st_model), bf16)
         self.precision = "bfloat16" if bf16 else "float32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import openvino as ov
 
-        if self.latency:  # a few queries: one synchronous request, no queue
-            batch = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                                   padding=True, return_tensors="np")
-            result = self.request.infer({"input_ids": batch["input_ids"].astype(np.int64),
-                                         "attention_mask": batch["attention_mask"].astype(np.int64)})
-            return np.array(result[self.compiled.output(0)], dtype=np.float32)
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
                              add_special_tokens=True)["input_ids"]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

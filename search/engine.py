@@ -85,7 +85,8 @@ class Engine:
 
 
 def open_engine(index: str | Path, model: str | None = None, *, with_model: bool = True,
-                warm: bool = False, encoder: Any = None, **options: Any) -> Engine:
+                warm: bool = False, encoder: Any = None, encoder_factory: Any = None,
+                **options: Any) -> Engine:
     """The one way every front end (CLI, app, HTTP API, MCP) opens an index.
 
     Args:
@@ -95,6 +96,8 @@ def open_engine(index: str | Path, model: str | None = None, *, with_model: bool
             query encoder is loaded).
         warm: encode a first query now, so the first request does not pay for loading.
         encoder: a query encoder to use instead of choosing one (tests pass a fake).
+        encoder_factory: `model -> encoder`, called only when a model is needed; default
+            `indexer.query_encoder.query_encoder` (the cached OpenVINO model, no torch).
         **options: passed to each `Searcher`.
 
     Raises:
@@ -104,10 +107,26 @@ def open_engine(index: str | Path, model: str | None = None, *, with_model: bool
 
     read_manifest(Path(index))  # fail on a missing index before loading any model
     if encoder is None and with_model:
-        from indexer.query_encoder import query_encoder
-
-        encoder = query_encoder(model)
+        if encoder_factory is None:
+            from indexer.query_encoder import query_encoder as encoder_factory
+        encoder = encoder_factory(model)
     engine = Engine(index, encoder if with_model else None, **options)
     if warm and engine.encoder is not None:
         engine.encoder.encode(["warm-up"])
+    return engine
+
+
+_SHARED: dict[tuple[str, str | None], Engine] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_engine(index: str | Path, model: str | None = None) -> Engine:
+    """One warmed engine per (index, model) in this process: the app's server start and
+    its pages share it, so the first page finds the model loaded. Nothing is kept when
+    opening fails (the next call tries again)."""
+    key = (str(Path(index)), model)
+    with _SHARED_LOCK:
+        engine = _SHARED.get(key)
+        if engine is None:
+            engine = _SHARED[key] = open_engine(index, model, warm=True)
     return engine

@@ -64,6 +64,13 @@ def toy_index(tmp_path, toy_file, fake_encoder) -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory):
+    """Converted query models go to one folder per test session, never the user's cache
+    (tests that need an empty cache set PAPERSIFT_CACHE themselves)."""
+    os.environ["PAPERSIFT_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path, monkeypatch):
     """Never touch the real per-user index from a test."""
@@ -162,6 +169,7 @@ def run(monkeypatch, capsys):
     from ui.cli import main
 
     monkeypatch.setattr(clikit, "make_encoder", lambda *a, **k: FakeEncoder())
+    monkeypatch.setattr(clikit, "make_query_encoder", lambda *a, **k: FakeEncoder())
 
     def run(*args):
         code = main([str(a) for a in args])

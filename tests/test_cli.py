@@ -32,6 +32,7 @@ def cli(monkeypatch, capsys, real_encoder):
     from ui.cli import main
 
     monkeypatch.setattr(clikit, "make_encoder", lambda *a, **k: real_encoder)
+    monkeypatch.setattr(clikit, "make_query_encoder", lambda *a, **k: real_encoder)
 
     def run(*args):
         code = main([str(a) for a in args])

@@ -57,17 +57,3 @@ def test_backend_is_checked():
 
     with pytest.raises(PapersiftError, match="backend must be one of auto, torch, openvino"):
         SentenceTransformerEncoder(backend="tensorrt")
-
-
-@pytest.mark.model
-def test_fast_queries_agree_with_torch():
-    from indexer.encoder import SentenceTransformerEncoder
-
-    queries = ["how do I distil a diffusion model into one step?", "graph networks", "x"]
-    fast = SentenceTransformerEncoder(threads=1, fast_queries=True)
-    torch_only = SentenceTransformerEncoder(threads=1)
-    got = np.vstack([fast.encode([q]) for q in queries])
-    assert fast.__dict__.get("query_openvino") is not None  # really served by OpenVINO
-    want = torch_only.encode(queries)
-    assert (got * want).sum(axis=1).min() > 0.9999
-    assert fast.encode(queries).shape == (3, 384)  # a few at once, padded together

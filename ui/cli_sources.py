@@ -91,9 +91,9 @@ _CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z][A-Za-z-]+)?")
 
 def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, **options) -> int:
     """Fetch from one source into `out`; returns the number of records written."""
-    from indexer.arxiv import fetch_arxiv, fetch_oai
+    from indexer.arxiv import ARXIV_API_URL, ARXIV_OAI_URL, fetch_arxiv, fetch_oai
     from indexer.fetch import Polite, ResumableJsonl, make_client
-    from indexer.hf import HF_INTERVAL, fetch_hf
+    from indexer.hf import HF_DAILY_URL, HF_INTERVAL, fetch_hf
 
     check_fetch(source, settings, delay, since_option="--from" if source == "oai" else "--since",
                 **options)
@@ -109,10 +109,12 @@ def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, 
     with make_client(headers=headers) as client:
         polite = Polite(client, interval=interval)
         if source == "arxiv":
-            return fetch_arxiv(polite, sink, base_url=settings.arxiv_url, on_page=on_page, **options)
+            return fetch_arxiv(polite, sink, base_url=settings.arxiv_url or ARXIV_API_URL,
+                               on_page=on_page, **options)
         if source == "oai":
-            return fetch_oai(polite, sink, base_url=settings.oai_url, on_page=on_page, **options)
-        return fetch_hf(polite, sink, base_url=settings.hf_url, on_page=on_page, **options)
+            return fetch_oai(polite, sink, base_url=settings.oai_url or ARXIV_OAI_URL,
+                             on_page=on_page, **options)
+        return fetch_hf(polite, sink, base_url=settings.hf_url or HF_DAILY_URL, on_page=on_page, **options)
 
 
 def _done(count: int, out: Path) -> None:

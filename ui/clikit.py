@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +23,9 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+from indexer.errors import PapersiftError
+from ui.settings import SERVER_ADDRESS
 
 out = Console(soft_wrap=False)
 err = Console(stderr=True, soft_wrap=True)
@@ -48,6 +53,27 @@ SortOpt = Annotated[str, typer.Option("--sort", help="relevance, newest or upvot
 
 class UsageProblem(Exception):
     """A mistake in how the command was called (exit 2)."""
+
+
+def check_port(port: int, host: str = SERVER_ADDRESS) -> None:
+    """Refuse a port (or --host) the server cannot be bound to, before anything is started
+    or built."""
+    if not 1 <= port <= 65535:
+        raise PapersiftError(f"--port must be between 1 and 65535, got {port}")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise PapersiftError(f"--host {host!r} cannot be resolved ({e})") from None
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise PapersiftError(f"--host {host} is not an address of this machine") from None
+            reason = "is in use" if e.errno == errno.EADDRINUSE else f"cannot be used ({e.strerror})"
+            raise PapersiftError(f"port {port} on {host} {reason}; "
+                                 "choose another with --port") from None
 
 
 def check_date(option: str, value: str) -> str:
@@ -171,13 +197,19 @@ class ProblemPrinter:
             err.print(f"... and {self.seen - self.limit} more bad lines")
 
 
-def open_searcher(settings, with_model: bool = True):
-    from indexer.store import read_manifest
-    from search import Searcher
+def make_query_encoder(model: str | None):
+    """The query encoder (indexer/query_encoder.py: the cached OpenVINO model, no torch)."""
+    from indexer.query_encoder import query_encoder
 
-    read_manifest(settings.index)  # fail on a missing index before loading the model
-    # One thread per query encode: measured faster whenever anything else uses a core.
-    return Searcher(settings.index, make_encoder(settings.model, threads=1) if with_model else None)
+    return query_encoder(model)
+
+
+def open_searcher(settings, with_model: bool = True):
+    """The searcher of the index's current generation, opened the engine's one way."""
+    from search.engine import open_engine
+
+    return open_engine(settings.index, settings.model, with_model=with_model,
+                       encoder_factory=make_query_encoder).searcher()
 
 
 def make_filters(since: str, until: str, category: list[str] | None, author: str):

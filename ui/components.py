@@ -25,14 +25,11 @@ SOURCE_NAMES = {"dense": "meaning (dense vectors)", "bm25": "keywords (BM25)"}
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
 def load_engine(index: str, model: str | None) -> Engine:
-    """The index and model, loaded once per app process; the engine follows updates."""
-    from indexer.encoder import SentenceTransformerEncoder
+    """The index and model, loaded once per app process (usually at server start, by
+    ui/asgi.py); the engine follows updates."""
+    from search.engine import shared_engine
 
-    # One thread per query (bench/threads.py); OpenVINO for queries: 4.7 vs 12.2 ms each.
-    encoder = SentenceTransformerEncoder(model, threads=1, fast_queries=True)
-    engine = Engine(index, encoder)
-    encoder.encode(["warm-up"])  # the one-off conversion happens here, under the spinner
-    return engine
+    return shared_engine(index, model)
 
 
 def load_searcher(index: str, model: str | None) -> Searcher:

@@ -28,8 +28,9 @@ def default_lists_path() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the index and the reading lists live and which model encodes queries
-    (None: the packaged default)."""
+    """Where the index and the reading lists live, which model encodes queries (None: the
+    packaged default) and which addresses the fetchers use ("": the service's own, so a
+    search does not import the fetchers)."""
 
     index: Path
     model: str | None = None
@@ -51,18 +52,15 @@ class Settings:
         hf_url: str | None = None,
         lists: str | Path | None = None,
     ) -> Settings:
-        from indexer.arxiv import ARXIV_API_URL, ARXIV_OAI_URL
-        from indexer.hf import HF_DAILY_URL
-
         env = os.environ if env is None else env
         chosen = index or env.get("PAPERSIFT_INDEX") or default_index_dir()
         return cls(
             index=Path(chosen).expanduser(),
             model=model or env.get("PAPERSIFT_MODEL") or None,
             lists=Path(lists or env.get("PAPERSIFT_LISTS") or default_lists_path()).expanduser(),
-            arxiv_url=arxiv_url or env.get("PAPERSIFT_ARXIV_URL") or ARXIV_API_URL,
-            oai_url=oai_url or env.get("PAPERSIFT_OAI_URL") or ARXIV_OAI_URL,
-            hf_url=hf_url or env.get("PAPERSIFT_HF_URL") or HF_DAILY_URL,
+            arxiv_url=arxiv_url or env.get("PAPERSIFT_ARXIV_URL") or "",
+            oai_url=oai_url or env.get("PAPERSIFT_OAI_URL") or "",
+            hf_url=hf_url or env.get("PAPERSIFT_HF_URL") or "",
             hf_token=env.get("HF_TOKEN", ""),
         )
 
