@@ -6,13 +6,11 @@ Library errors become one line on stderr: exit 2 for usage mistakes, 1 for failu
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +22,7 @@ import typer
 from rich.table import Table
 
 from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError
-from ui import cli_explore, cli_mcp, cli_sources
+from ui import cli_explore, cli_mcp, cli_serve, cli_sources
 from ui.clikit import (
     AuthorOpt,
     CategoryOpt,
@@ -40,6 +38,7 @@ from ui.clikit import (
     UntilOpt,
     UsageProblem,
     check_categories,
+    check_port,
     encode_progress,
     err,
     human_size,
@@ -50,6 +49,7 @@ from ui.clikit import (
     print_hits,
     print_notes,
 )
+from ui.facts import build_line, index_facts, lexical_line, window_line
 from ui.settings import BUNDLED_CORPUS, SERVER_ADDRESS, Settings, server_flags
 
 try:  # typer >= 0.29 vendors its own copy of click
@@ -228,19 +228,6 @@ def similar(
     print_hits(searcher.similar(paper, k, filters, sort), as_json, heading=heading)
 
 
-def window_line(manifest: dict) -> str:
-    """The passage windows as `info` describes them (a hand-edited entry stays one line)."""
-    w = manifest.get("windows")
-    if not w:
-        return "none (build --windows adds them)"
-    try:
-        count = int(w["count"])
-        return (f"{count:,} passages of {int(w['tokens'])} tokens every {int(w['stride'])} "
-                f"({count / max(1, int(manifest['count'])):.2f} per paper)")
-    except (KeyError, TypeError, ValueError):
-        return f"unreadable manifest entry {str(w)[:80]!r}"
-
-
 @app.command()
 def info(
     index: IndexOpt = None,
@@ -252,8 +239,9 @@ def info(
     settings = Settings.load(index)
     handle = open_index(settings.index, verify=verify)
     m = handle.manifest
-    lo, hi = handle.papers.date_range()
-    top = ", ".join(f"{c} ({n:,})" for c, n in handle.papers.categories()[:8])
+    facts = index_facts(handle, read_atlas(handle.generation, handle.count))
+    lo, hi = facts["published"]["first"], facts["published"]["last"]
+    top = ", ".join(f"{c['name']} ({c['papers']:,})" for c in facts["categories"][:8])
     lines = [
         f"index       {settings.index}",
         f"generation  {handle.generation.name} (created {m['created']}, "
@@ -269,60 +257,16 @@ def info(
         "lexical     " + lexical_line(handle),
         "windows     " + window_line(m),
         "built with  " + build_line(m),
-        f"size        {human_size(handle.size_bytes())} in {len(m['files'])} files"
+        f"size        {human_size(facts['size_bytes'])} in {facts['files']} files"
         + (" (sha256 verified)" if verify else ""),
     ]
     if top:
         lines.append(f"categories  {top}")
-    atlas = read_atlas(handle.generation, handle.count)
+    atlas = facts["map"]
     lines.append("map         " + (
-        f"{len(atlas.labels)} topics, {atlas.info.get('method', '?')} layout, seed "
-        f"{atlas.info.get('seed', '?')}" if atlas else "none (papersift map)"))
+        f"{atlas['topics']} topics, {atlas['method'] or '?'} layout, seed "
+        f"{'?' if atlas['seed'] is None else atlas['seed']}" if atlas else "none (papersift map)"))
     print("\n".join(lines))
-
-
-def lexical_line(handle) -> str:
-    from indexer.lexical import words
-
-    lex = handle.manifest.get("lexical")
-    if not lex:
-        return "none (rebuild to enable hybrid search)"
-    line = (f"BM25 ({lex.get('method')}, k1 {lex.get('k1')}, b {lex.get('b')}, "
-            f"title x{lex.get('title_weight')}, stemmed)")
-    if handle.lexical is not None and not words(handle.lexical):
-        line += "; no spelling vocabulary (written by an older papersift: update or rebuild)"
-    return line
-
-
-def build_line(m: dict) -> str:
-    """The build choices the manifest records, which updates and rebuilds keep."""
-    b = m.get("build")
-    if not b:
-        return "(not recorded: written by an older papersift; the next update records them)"
-    parts = [f"index type {b.get('index_type', 'auto')}"]
-    if b.get("float16"):
-        parts.append("float16")
-    parts.append("windows" if b.get("windows") else "no windows")
-    if b.get("vectors"):
-        parts.append(f"vectors imported from {b['vectors']} (updates need --vectors)")
-    if mp := m.get("map"):
-        k = mp.get("clusters") or "auto"
-        parts.append(f"map: {k} clusters, {mp.get('method', 'auto')} layout, seed {mp.get('seed')}")
-    return ", ".join(parts)
-
-
-def check_port(port: int) -> None:
-    """Refuse a port the app cannot be served on, before anything is started or built."""
-    if not 1 <= port <= 65535:
-        raise PapersiftError(f"--port must be between 1 and 65535, got {port}")
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
-        try:
-            s.bind((SERVER_ADDRESS, port))
-        except OSError as e:
-            reason = "is in use" if e.errno == errno.EADDRINUSE else f"cannot be used ({e.strerror})"
-            raise PapersiftError(f"port {port} on {SERVER_ADDRESS} {reason}; "
-                                 "choose another with --port") from None
 
 
 def _die_with_parent():
@@ -471,6 +415,7 @@ def evaluate(
 app.command()(cli_sources.update)
 app.command()(cli_mcp.mcp)
 app.command()(cli_sources.repair)
+app.command()(cli_serve.serve)
 app.add_typer(cli_sources.fetch_app, name="fetch")
 app.command("map")(cli_explore.map_command)
 app.command()(cli_explore.recommend)
