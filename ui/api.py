@@ -1,31 +1,27 @@
 """The HTTP JSON API that `papersift serve` runs: search, papers, related work,
 recommendations, reading lists and the index's facts over one `Engine`.
 
-`create_app` builds it. Routes live under `/v1/` (and `/health`); the answers reuse the
-library's own shapes (`Results.to_dict`, `Hit.to_dict`). Every error is
-`{"error": "<one line>"}`, with `"field"` when one parameter is at fault. Requests pass
-the guards in ui/api_guard.py first (access log, Host check, CORS, token, body limit).
+`create_app` builds it: the lifespan that opens the engine, the routes (ui/api_routes.py,
+under `/v1/` and `/health`, answering in the library's own shapes: `Results.to_dict`,
+`Hit.to_dict`), the guards every request passes first (ui/api_guard.py: access log, Host
+check, CORS, token, body limit) and the error handlers: every error is
+`{"error": "<one line>"}`, with `"field"` when one parameter is at fault.
 
 Endpoints are plain `def`s, so Starlette runs each in its thread pool: a request's FAISS,
 numpy and SQLite work, which release the GIL, overlaps other requests'; the query encoder
-takes its own lock around `encode` only. Each request asks the engine for a searcher once
-and uses it throughout, so it is answered wholly from one index generation.
+takes its own lock around `encode` only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
@@ -33,30 +29,16 @@ from starlette.types import ASGIApp
 
 from indexer import __version__
 from indexer.errors import InvalidQuery, PapersiftError, UnknownPaper
-from indexer.records import match_categories, parse_date
 from search.engine import Engine
-from search.hybrid import MODES
-from search.lists import ListError, ReadingLists, check_name
-from search.recommend import DEFAULT_METHOD, METHODS
-from search.searcher import MAX_K, SORTS, Filters, Searcher
-from ui import api_guard
-from ui.facts import index_facts
+from search.lists import ListError, ReadingLists
+from ui import api_guard, api_routes
+from ui.api_routes import ApiError
 from ui.settings import LOOPBACK_HOSTS, Settings
 
 log = logging.getLogger("papersift.api")
 
-MAX_QUERY = 2_000  # characters of a search query
 MAX_BODY = 1 << 20  # bytes of a request body (1 MiB)
-MAX_IDS = 1_000  # paper ids in one like / unlike / add list
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager]
-
-
-class ApiError(Exception):
-    """An answer other than 200: status, one-line message, the parameter at fault."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
 
 
 def _error(status: int, message: str, field: str | None = None, headers=None) -> JSONResponse:
@@ -126,8 +108,8 @@ def create_app(
     app.state.lists = ReadingLists(settings.lists)
     app.state.token = token
     _handlers(app)
-    app.include_router(_health)
-    app.include_router(_router)
+    app.include_router(api_routes.health_router)
+    app.include_router(api_routes.router)
     app.router.routes.extend(extra_routes)
     for path, mounted in (extra_mounts or {}).items():
         app.mount(path, mounted)
@@ -183,248 +165,3 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(PapersiftError)
     async def failed(request: Request, e: PapersiftError) -> JSONResponse:
         return _error(503, f"the index cannot answer: {e}")
-
-
-# ---------------------------------------------------------------- shared pieces
-
-
-def _only_known_parameters(request: Request) -> None:
-    """422 for a query parameter the route does not take (`?categroy=` is a typo, not a
-    filter silently left out)."""
-    route = request.scope.get("route")
-    known = {p.alias for p in getattr(getattr(route, "dependant", None), "query_params", ())}
-    for name in request.query_params:
-        if name not in known:
-            raise ApiError(422, f"{name}: unknown parameter (this route takes "
-                           f"{', '.join(sorted(known)) or 'none'})", name)
-
-
-def _searcher(request: Request) -> Searcher:
-    return request.app.state.engine.searcher()
-
-
-def _writable(request: Request) -> None:
-    if request.app.state.token is None:
-        raise ApiError(403, "reading lists are read-only here: start papersift serve with "
-                       "--token-file to allow changes")
-
-
-def _filters(searcher: Searcher, since: str, until: str, categories: Sequence[str] | None,
-             author: str = "") -> Filters:
-    """Filters from request parameters; 422 naming the parameter at fault."""
-    for name, value in (("since", since), ("until", until)):
-        try:
-            parse_date(value) if value else None
-        except ValueError:
-            raise ApiError(422, f"{name} must be a YYYY-MM-DD date, got {value[:40]!r}", name) from None
-    if since and until and since > until:
-        raise ApiError(422, f"since {since} is after until {until}: no paper can match", "since")
-    known = ()
-    if categories:
-        try:
-            known = match_categories(categories, (c for c, _ in searcher.categories))
-        except ValueError as e:
-            raise ApiError(422, f"category: {e}", "category") from None
-    try:
-        return Filters(since, until, known, author)
-    except InvalidQuery as e:
-        raise ApiError(422, str(e), "author") from None
-
-
-def _paper_record(paper) -> dict[str, Any]:
-    record = dataclasses.asdict(paper)
-    record.pop("content_hash", None)
-    return record
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
-
-
-Mode = Literal[MODES]
-Sort = Literal[SORTS]
-Method = Literal[METHODS]
-K = Annotated[int, Query(ge=1, le=MAX_K, description=f"Number of results (1-{MAX_K}).")]
-Since = Annotated[str, Query(description="Published on or after YYYY-MM-DD.")]
-Until = Annotated[str, Query(description="Published on or before YYYY-MM-DD.")]
-Category = Annotated[list[str] | None, Query(
-    description="arXiv category as the index spells it (case-insensitive); repeat for any of several.")]
-PaperId = Annotated[str, Path(description="Paper id: arXiv id (any version), arXiv URL or other id.")]
-IdText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-ListName = Annotated[str, Path(description="The reading list's name.")]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RecommendBody(_Body):
-    like: list[IdText] = Field(min_length=1, max_length=MAX_IDS, description="Papers you want more of.")
-    unlike: list[IdText] = Field(default=[], max_length=MAX_IDS, description="Papers you do not want.")
-    k: int = Field(default=10, ge=1, le=MAX_K)
-    method: Method = DEFAULT_METHOD
-    since: str = ""
-    until: str = ""
-    category: list[str] = Field(default=[], max_length=100)
-    sort: Sort = "relevance"
-
-
-class NewList(_Body):
-    name: str = Field(max_length=1000, description="1-80 printable characters.")
-
-
-class PaperIds(_Body):
-    ids: list[IdText] = Field(min_length=1, max_length=MAX_IDS)
-
-
-# ---------------------------------------------------------------- routes
-
-_health = APIRouter()
-_router = APIRouter(prefix="/v1", dependencies=[Depends(_only_known_parameters)])
-
-
-@_health.get("/health", tags=["server"])
-def health(request: Request) -> dict[str, Any]:
-    """Whether the newest index generation is served: `ok` (false when it failed to open;
-    the previous one still answers), `generation`, `papers`, `problem`. No token needed."""
-    engine: Engine = request.app.state.engine
-    searcher = engine.searcher()
-    return {"ok": engine.problem is None, "generation": searcher.index.generation.name,
-            "papers": searcher.count, "problem": engine.problem}
-
-
-@_router.get("/search", tags=["search"])
-def search(
-    request: Request,
-    q: Annotated[str, Query(max_length=MAX_QUERY, description="A question, keywords or an abstract.")],
-    k: K = 10,
-    mode: Annotated[Mode, Query(description="hybrid (meaning and keywords), dense or bm25.")] = "hybrid",
-    since: Since = "",
-    until: Until = "",
-    category: Category = None,
-    author: Annotated[str, Query(max_length=200, description="An author's name (Li, muller, J Smith).")] = "",
-    sort: Annotated[Sort, Query()] = "relevance",
-    as_typed: Annotated[bool, Query(description="No spelling correction.")] = False,
-    no_floor: Annotated[bool, Query(description="Also list papers below the relevance floor.")] = False,
-) -> JSONResponse:
-    """Papers that answer a question: `{"query", "took_ms", "corrected", "no_close_matches",
-    "hits": [{"rank", "id", "score", "title", "authors", "published", "categories", "url",
-    "sources"}]}`, as `papersift search --queries F --json` prints each line."""
-    if not q.strip():
-        raise ApiError(422, "q: empty query", "q")
-    searcher = _searcher(request)
-    filters = _filters(searcher, since, until, category, author)
-    started = time.perf_counter()
-    results = searcher.query(q, k, filters, sort, mode, correct=not as_typed, floor=not no_floor)
-    return JSONResponse(results.to_dict((time.perf_counter() - started) * 1000))
-
-
-@_router.get("/papers/{paper_id:path}/similar", tags=["papers"])
-def similar(request: Request, paper_id: PaperId, k: K = 10, since: Since = "", until: Until = "",
-            category: Category = None, sort: Annotated[Sort, Query()] = "relevance") -> JSONResponse:
-    """Related work of a stored paper (itself excluded): `{"paper": {"id", "title"},
-    "took_ms", "hits": [...]}`."""
-    searcher = _searcher(request)
-    filters = _filters(searcher, since, until, category)
-    started = time.perf_counter()
-    source = searcher.paper(paper_id)
-    hits = searcher.similar(paper_id, k, filters, sort)
-    return JSONResponse({"paper": {"id": source.id, "title": source.title}, "took_ms": _ms(started),
-                         "hits": [h.to_dict() for h in hits]})
-
-
-@_router.get("/papers/{paper_id:path}", tags=["papers"])
-def paper(request: Request, paper_id: PaperId) -> JSONResponse:
-    """One stored paper, abstract included: `{"id", "title", "abstract", "authors",
-    "categories", "primary_category", "published", "url", "upvotes", "num_comments",
-    "keywords", "version"}`."""
-    return JSONResponse(_paper_record(_searcher(request).paper(paper_id)))
-
-
-@_router.post("/recommend", tags=["search"])
-def recommend(request: Request, body: RecommendBody) -> JSONResponse:
-    """More papers like the `like` ones and unlike the `unlike` ones (never those
-    themselves): `{"took_ms", "hits": [...]}`."""
-    searcher = _searcher(request)
-    filters = _filters(searcher, body.since, body.until, body.category)
-    started = time.perf_counter()
-    hits = searcher.recommend(body.like, body.unlike, body.k, filters, body.sort, body.method)
-    return JSONResponse({"took_ms": _ms(started), "hits": [h.to_dict() for h in hits]})
-
-
-@_router.get("/info", tags=["server"])
-def info(request: Request) -> JSONResponse:
-    """The served index: papers, date range, model, generation, categories with their
-    counts, build choices, map, and `problem` (a newer generation that failed to open)."""
-    engine: Engine = request.app.state.engine
-    searcher = engine.searcher()
-    facts = index_facts(searcher.index, searcher.atlas())
-    return JSONResponse({"index": str(searcher.index.root), **facts, "problem": engine.problem})
-
-
-def _list_name(name: str) -> str:
-    try:
-        return check_name(name)
-    except ListError as e:
-        raise ApiError(422, str(e), "name") from None
-
-
-def _existing_list(store: ReadingLists, name: str) -> str:
-    name = _list_name(name)
-    if name not in {rl.name for rl in store.lists()}:
-        raise ApiError(404, f"no reading list named {name!r}")
-    return name
-
-
-@_router.get("/lists", tags=["lists"])
-def lists(request: Request) -> JSONResponse:
-    """Every reading list: `{"lists": [{"name", "papers", "created"}]}`."""
-    found = request.app.state.lists.lists()
-    return JSONResponse({"lists": [{"name": rl.name, "papers": rl.count, "created": rl.created}
-                                   for rl in found]})
-
-
-@_router.post("/lists", tags=["lists"], status_code=201, dependencies=[Depends(_writable)])
-def create_list(request: Request, body: NewList) -> JSONResponse:
-    """Create an empty reading list (needs the token): `{"name", "papers": 0}`; 409 when
-    one of that name exists."""
-    name = _list_name(body.name)
-    try:
-        request.app.state.lists.create(name)
-    except ListError as e:
-        raise ApiError(409, str(e), "name") from None
-    return JSONResponse({"name": name, "papers": 0}, status_code=201)
-
-
-@_router.get("/lists/{name:path}", tags=["lists"])
-def list_items(request: Request, name: ListName) -> JSONResponse:
-    """A list's papers as saved, oldest first: `{"name", "papers": [{"id", "title",
-    "authors", "published", "added"}]}`."""
-    store: ReadingLists = request.app.state.lists
-    name = _existing_list(store, name)
-    items = [{"id": i.paper.id, "title": i.paper.title, "authors": list(i.paper.authors),
-              "published": i.paper.published, "added": i.added} for i in store.items(name)]
-    return JSONResponse({"name": name, "papers": items})
-
-
-@_router.post("/lists/{name:path}/papers", tags=["lists"], dependencies=[Depends(_writable)])
-def add_to_list(request: Request, name: ListName, body: PaperIds) -> JSONResponse:
-    """Save papers of the index to a list, made if missing (needs the token): `{"name",
-    "added", "present"}` (present: saved before). An unknown id saves nothing (404)."""
-    name = _list_name(name)
-    searcher = _searcher(request)
-    found = {p.id: p for p in (searcher.paper(i) for i in body.ids)}
-    added = request.app.state.lists.add(name, list(found.values()))
-    return JSONResponse({"name": name, "added": added, "present": len(found) - added})
-
-
-@_router.delete("/lists/{name:path}/papers/{paper_id:path}", tags=["lists"],
-                dependencies=[Depends(_writable)])
-def remove_from_list(request: Request, name: ListName, paper_id: PaperId) -> JSONResponse:
-    """Remove one paper from a list (needs the token): `{"name", "removed": 1}`; 404 when
-    the list or the paper in it is missing."""
-    store: ReadingLists = request.app.state.lists
-    name = _existing_list(store, name)
-    if not store.remove(name, [paper_id]):
-        raise ApiError(404, f"paper {paper_id[:200]!r} is not in reading list {name!r}")
-    return JSONResponse({"name": name, "removed": 1})
