@@ -181,7 +181,7 @@ class Searcher:
         if not isinstance(floor, Floor):
             floor = Floor(float(floor), float(floor))
         self.floor: Floor | None = floor if floor.dense > 0 or floor.bm25 > 0 else None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the category cache
         self._atlas: tuple[int, Any] | None = None
         self._categories: dict[str, np.ndarray] = {}
 
@@ -449,8 +449,9 @@ class Searcher:
                 nprobe = int(min(max(int(info["nprobe"]), nprobe), max(1, int(info["nlist"]) // 4)))
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
         limit = self.count if allowed is None else len(allowed)
-        with self._lock:
-            scores, rows = self.index.faiss_index.search(query, min(wanted, limit), params=params)
+        # No lock: FAISS CPU indexes take concurrent searches (the parameters are per call)
+        # and release the GIL, so requests of the HTTP API overlap here (bench/load.py).
+        scores, rows = self.index.faiss_index.search(query, min(wanted, limit), params=params)
         del bitmap
         keep = (rows[0] >= 0) & ~np.isin(rows[0], exclude)
         rows, scores = rows[0][keep][:n].astype(np.int64), self._checked(scores[0][keep][:n])
