@@ -110,6 +110,8 @@ def test_the_openapi_schema_lists_exactly_these_routes_and_parameters(plain):
         "POST /v1/lists/{name}/papers": ["name", "ids"],
         "DELETE /v1/lists/{name}/papers/{paper_id}": ["name", "paper_id"],
     }
+    errors = schema["paths"]["/v1/search"]["get"]["responses"]["422"]["content"]["application/json"]
+    assert errors["schema"]["$ref"].endswith("/ErrorBody")  # not FastAPI's {"detail": [...]}
     assert plain.client.get("/docs").status_code == 200
 
 

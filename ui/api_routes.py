@@ -107,6 +107,22 @@ IdText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ListName = Annotated[str, Path(description="The reading list's name.")]
 
 
+class ErrorBody(BaseModel):
+    """Every answer that is not 200/201."""
+
+    error: str = Field(description="One line saying what was wrong.")
+    field: str | None = Field(default=None, description="The parameter at fault, if one is.")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what} for status, what in (
+        (400, "Bad JSON or a Host header that does not name the server"),
+        (401, "A token is needed (Authorization: Bearer)"),
+        (404, "No such paper, reading list or route"),
+        (413, "Body over 1 MiB"),
+        (422, "A bad parameter (named in field)"))}
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -133,7 +149,8 @@ class PaperIds(_Body):
 # ---------------------------------------------------------------- routes
 
 health_router = APIRouter()
-router = APIRouter(prefix="/v1", dependencies=[Depends(_only_known_parameters)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(_only_known_parameters)],
+                   responses=ERRORS)
 
 
 @health_router.get("/health", tags=["server"])
