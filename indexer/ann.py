@@ -127,7 +127,9 @@ def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, 
     """
     if info.get("exact", True) or len(vectors) > RETRAIN_GROWTH * int(info["trained_on"]):
         return None
-    index = faiss.clone_index(old)
+    # A private copy with its own memory: the served index is memory-mapped read-only
+    # (indexer/store.py), and a clone would still write into the mapped lists.
+    index = faiss.deserialize_index(faiss.serialize_index(old))
     faiss.extract_index_ivf(index).nprobe = int(info["nprobe"])
     if len(changed):
         index.remove_ids(np.asarray(changed, dtype=np.int64))
