@@ -559,3 +559,36 @@ def test_filters_reach_the_searcher_as_the_cli_builds_them(plain):
     api = plain.client.get("/v1/search", params={"q": "diffusion", "k": 5, "category": "CS.cv",
                                                  "no_floor": True}).json()
     assert {**api, "took_ms": None} == cli
+
+
+def _mcp_session(url: str, token: str | None):
+    """The MCP tools served at /mcp of the running API, through the SDK's own client."""
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def main():
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        async with httpx2.AsyncClient(headers=headers, timeout=20) as http, Client(
+                streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            found = await client.call_tool("search_papers", {"query": "protein folding", "k": 3})
+            missing = await client.call_tool("get_paper", {"paper_id": "2401.99999"})
+        return names, found, missing
+
+    return anyio.run(main)
+
+
+def test_serve_answers_the_mcp_tools_at_mcp_from_the_same_engine(plain, guarded):
+    names, found, missing = _mcp_session(plain.url, None)
+    assert {"search_papers", "get_paper", "similar_papers", "recommend_papers"} <= names
+    expected = plain.client.get("/v1/search", params={"q": "protein folding", "k": 3}).json()
+    assert [h["id"] for h in found.structured_content["hits"]] == [h["id"] for h in expected["hits"]]
+    assert missing.is_error and "2401.99999" in missing.content[0].text
+    # behind the same guards: no token, no tools; the token opens them
+    refused = httpx.post(f"{guarded.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert refused.status_code == 401
+    assert "search_papers" in _mcp_session(guarded.url, TOKEN)[0]
+    foreign = guarded.client.post("/mcp", json={}, headers={"Host": "evil.example"})
+    assert foreign.status_code == 400

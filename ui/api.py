@@ -57,6 +57,7 @@ def create_app(
     extra_mounts: Mapping[str, ASGIApp] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     extra_lifespans: Sequence[Lifespan] = (),
+    mcp: bool = True,
 ) -> FastAPI:
     """The API as an ASGI app.
 
@@ -77,9 +78,20 @@ def create_app(
             in `extra_lifespans`).
         extra_lifespans: more lifespans `app -> async context manager`, entered after the
             engine is open (`app.state.engine`) and left before the server stops.
+        mcp: also answer the MCP tools (ui/mcp_server.py) over streamable HTTP at /mcp,
+            from the same engine.
 
     Everything added sits behind the same guards: Host check, CORS, token, body limit.
     """
+    if mcp:
+        from ui.mcp_server import http_app
+
+        # Our HostCheck guards /mcp like every route; the SDK's own check (loopback names
+        # only) stays on for a loopback server and is left to ours otherwise.
+        tools = http_app(lambda: app.state.engine, settings.lists,
+                         host="127.0.0.1" if set(allowed_hosts) <= set(LOOPBACK_HOSTS) else "0.0.0.0")
+        extra_routes = [*extra_routes, *tools.routes]
+        extra_lifespans = [*extra_lifespans, lambda app: tools.router.lifespan_context(tools)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
