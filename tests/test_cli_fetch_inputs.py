@@ -131,3 +131,20 @@ def test_a_planted_part_is_refused_and_never_written(run, tmp_path, plant):
 def test_arxiv_query_parts_are_checked_before_any_request(run, tmp_path, args, message):
     result = run("fetch", "arxiv", *args, "--since", "2025-01-01", "--out", tmp_path / "o.jsonl")
     one_line(result, 2, message)
+
+
+def test_without_a_url_each_source_uses_its_service(monkeypatch):
+    """No --*-url and no PAPERSIFT_*_URL: the checks pass on the service's own address."""
+    from indexer.arxiv import ARXIV_API_URL, ARXIV_OAI_URL
+    from indexer.hf import HF_DAILY_URL
+    from ui.cli_sources import check_fetch
+    from ui.settings import Settings
+
+    settings = Settings.load(env={})
+    assert (settings.source_url("arxiv"), settings.source_url("oai"), settings.source_url("hf")) \
+        == (ARXIV_API_URL, ARXIV_OAI_URL, HF_DAILY_URL)
+    check_fetch("arxiv", settings, None, categories=["cs.CL"])
+    check_fetch("oai", settings, None, since_option="--from", set_spec="cs")
+    check_fetch("hf", settings, None, date="2025-01-06")
+    given = Settings.load(env={"PAPERSIFT_HF_URL": "http://127.0.0.1:9/hf"})
+    assert given.source_url("hf") == "http://127.0.0.1:9/hf"

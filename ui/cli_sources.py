@@ -67,7 +67,7 @@ def check_fetch(source: str, settings: Settings, delay: float | None, *,
         raise UsageProblem(f"--from must be arxiv, oai or hf, got {source!r}")
     check_delay(delay)
     check_url(f"--{source}-url (or PAPERSIFT_{source.upper()}_URL)",
-              getattr(settings, f"{source}_url"))
+              settings.source_url(source))
     if source == "hf":
         period_param(date, week, month)
         return
@@ -91,9 +91,9 @@ _CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)?(?:\.[A-Za-z][A-Za-z-]+)?")
 
 def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, **options) -> int:
     """Fetch from one source into `out`; returns the number of records written."""
-    from indexer.arxiv import ARXIV_API_URL, ARXIV_OAI_URL, fetch_arxiv, fetch_oai
+    from indexer.arxiv import fetch_arxiv, fetch_oai
     from indexer.fetch import Polite, ResumableJsonl, make_client
-    from indexer.hf import HF_DAILY_URL, HF_INTERVAL, fetch_hf
+    from indexer.hf import HF_INTERVAL, fetch_hf
 
     check_fetch(source, settings, delay, since_option="--from" if source == "oai" else "--since",
                 **options)
@@ -109,12 +109,12 @@ def _run_fetch(source: str, settings: Settings, out: Path, delay: float | None, 
     with make_client(headers=headers) as client:
         polite = Polite(client, interval=interval)
         if source == "arxiv":
-            return fetch_arxiv(polite, sink, base_url=settings.arxiv_url or ARXIV_API_URL,
+            return fetch_arxiv(polite, sink, base_url=settings.source_url("arxiv"),
                                on_page=on_page, **options)
         if source == "oai":
-            return fetch_oai(polite, sink, base_url=settings.oai_url or ARXIV_OAI_URL,
+            return fetch_oai(polite, sink, base_url=settings.source_url("oai"),
                              on_page=on_page, **options)
-        return fetch_hf(polite, sink, base_url=settings.hf_url or HF_DAILY_URL, on_page=on_page, **options)
+        return fetch_hf(polite, sink, base_url=settings.source_url("hf"), on_page=on_page, **options)
 
 
 def _done(count: int, out: Path) -> None:

@@ -64,6 +64,20 @@ class Settings:
             hf_token=env.get("HF_TOKEN", ""),
         )
 
+    def source_url(self, source: str) -> str:
+        """The address fetches from `source` ("arxiv", "oai", "hf") use: the one given,
+        else the service's own (imported only here, so a search never loads the fetchers)."""
+        given = getattr(self, f"{source}_url")
+        if given:
+            return given
+        if source == "hf":
+            from indexer.hf import HF_DAILY_URL
+
+            return HF_DAILY_URL
+        from indexer.arxiv import ARXIV_API_URL, ARXIV_OAI_URL
+
+        return ARXIV_API_URL if source == "arxiv" else ARXIV_OAI_URL
+
     def environment(self) -> dict[str, str]:
         """These settings as PAPERSIFT_* variables, for a child process such as the app."""
         env = {"PAPERSIFT_INDEX": str(self.index), "PAPERSIFT_LISTS": str(self.lists)}
