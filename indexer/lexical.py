@@ -44,7 +44,7 @@ def document_text(title: str, abstract: str, title_weight: int | None = None) ->
     return " ".join([title] * weight + [abstract])
 
 
-def _bm25s():
+def import_bm25s():
     """bm25s, imported without numba and scipy.sparse: bm25s imports both whenever they
     are installed (umap-learn brings them) for backends this index never uses ("numpy" is
     bm25s's default and ours for scoring and for the sparse matrix), and those imports were
@@ -66,7 +66,7 @@ def _bm25s():
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    bm25s = _bm25s()
+    bm25s = import_bm25s()
 
     return bm25s.tokenize(list(texts), stopwords=SETTINGS["stopwords"], stemmer=_stemmer(),
                           return_ids=False, show_progress=False)
@@ -101,7 +101,7 @@ def surface_words(texts: Sequence[str], min_df: int = 1, limit: int = MAX_WORDS)
 def build(titles: Sequence[str], abstracts: Sequence[str], settings: dict | None = None):
     """A BM25 retriever over the documents, row-aligned with the vectors, carrying the
     spelling vocabulary of the same texts (`retriever.words`)."""
-    bm25s = _bm25s()
+    bm25s = import_bm25s()
     s = {**SETTINGS, **(settings or {})}
     texts = [document_text(t, a, 1) for t, a in zip(titles, abstracts, strict=True)]
     retriever = bm25s.BM25(k1=s["k1"], b=s["b"], method=s["method"])
@@ -126,7 +126,7 @@ def load(folder: Path):
     must not depend on the generation's folder outliving the next update).
 
     Raises ValueError for an unreadable vocabulary file."""
-    bm25s = _bm25s()
+    bm25s = import_bm25s()
     retriever = bm25s.BM25.load(folder, mmap=True, allow_pickle=False, show_progress=False)
     try:
         found = json.loads((folder / WORDS_FILE).read_text())

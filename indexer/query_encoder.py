@@ -57,6 +57,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class Unconvertible(PapersiftError):
+    """A model this cache cannot take (another pooling, no fast tokenizer, OpenVINO
+    disagreeing with torch): remembered beside its entry, so later starts go straight to
+    torch instead of loading the model twice."""
+
+
 class CacheEntryDamaged(PapersiftError):
     """A cache entry that cannot be loaded or does not encode as it did when written."""
 
@@ -72,7 +78,10 @@ def cache_root() -> Path:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    """The model's files: hidden ones and anything under a hidden folder (.git, .cache)
+    left out, so a git checkout of a model keeps its key across `git fetch`."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def weights_key(folder: Path, root: Path | None = None) -> str:
@@ -102,13 +111,23 @@ def weights_key(folder: Path, root: Path | None = None) -> str:
         digest.update(b"\0")
     key = digest.hexdigest()
     memo[str(folder)] = {"stamp": stamp, "key": key}
-    with contextlib.suppress(OSError):  # a read-only cache only costs the hash next time
+    _write_json(root, memo_path, memo)
+    return key
+
+
+def _write_json(root: Path, path: Path, value) -> None:
+    """Replace `path` atomically; a read-only or full cache only costs work next time."""
+    tmp = None
+    try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=root, prefix=".keys-")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(memo, f)
-        os.replace(tmp, memo_path)
-    return key
+            json.dump(value, f)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def entry_dir(key: str, root: Path | None = None) -> Path:
@@ -149,7 +168,9 @@ class CachedQueryEncoder:
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             model = ov.Core().read_model(str(folder / "model.xml"), str(folder / "model.bin"))
             self.compiled = openvino_backend.compile_for(model, latency=True)
-        except Exception as e:  # noqa: BLE001 - whatever is wrong, the entry is rebuilt
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
+            # unreadable, malformed or altered files (OpenVINO raises RuntimeError for a
+            # model it cannot read); a MemoryError or an interrupt is not damage
             raise CacheEntryDamaged(f"{folder}: {type(e).__name__}: {e}") from None
         tokenizer.enable_truncation(self.max_length)
         tokenizer.no_padding()
@@ -193,11 +214,11 @@ def convert(model: str | None, folder: Path, root: Path | None = None) -> Path:
     source = SentenceTransformerEncoder(model, device="cpu", backend="torch", threads=1)
     st_model = source.model
     if not openvino_backend.convertible(st_model):
-        raise PapersiftError(f"{source.name} is not a mean-pooling model OpenVINO can take")
+        raise Unconvertible(f"{source.name} is not a mean-pooling model OpenVINO can take")
     tokenizer = st_model.tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise PapersiftError(f"{source.name} has no fast tokenizer to save")
+        raise Unconvertible(f"{source.name} has no fast tokenizer to save")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
@@ -219,7 +240,7 @@ def convert(model: str | None, folder: Path, root: Path | None = None) -> Path:
         got = CachedQueryEncoder(tmp).encode(checks)
         worst = float(np.min(np.sum(got * expected, axis=1)))
         if worst < PROBE_COSINE:
-            raise PapersiftError(f"OpenVINO disagrees with torch on {source.name} "
+            raise Unconvertible(f"OpenVINO disagrees with torch on {source.name} "
                                  f"(cosine {worst:.5f})")
         try:
             os.rename(tmp, final)
@@ -229,6 +250,10 @@ def convert(model: str | None, folder: Path, root: Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _refused(entry: Path) -> Path:
+    return entry.with_name(entry.name + ".unconvertible.json")
 
 
 def _discard(folder: Path) -> None:
@@ -274,7 +299,12 @@ def _load(model: str | None, folder: Path, root: Path, entry: Path) -> CachedQue
                 _discard(entry)
         log.info("converting %s for fast queries (once per machine) into %s",
                  model or "the model", entry)
-        return CachedQueryEncoder(convert(model, folder, root))
+        try:
+            made = convert(model, folder, root)
+        except Unconvertible as e:
+            _write_json(root, _refused(entry), {"reason": str(e)})
+            raise
+        return CachedQueryEncoder(made)
     except PapersiftError:
         raise
     except Exception as e:  # noqa: BLE001 - a full disk, a conversion failure: torch serves
@@ -348,9 +378,24 @@ def cached(model: str | None, root: Path | None = None, background: bool = False
         entry = entry_dir(weights_key(folder, root), root)
     except OSError as e:
         raise PapersiftError(f"cannot read the model folder {folder}: {e}") from None
+    try:
+        refused = json.loads(_refused(entry).read_text(encoding="utf-8"))["reason"]
+    except (OSError, ValueError, KeyError, TypeError):
+        refused = None
+    if refused:
+        raise Unconvertible(str(refused))
+    from indexer.encoder import resolve_model
+
+    name = resolve_model(model)[0]  # as this model is named, whoever converted the files
     if background and (meta := read_meta(entry)) is not None:
-        return BackgroundEncoder(model, meta, lambda: _load(model, folder, root, entry))
-    return _load(model, folder, root, entry)
+        return BackgroundEncoder(model, {**meta, "name": name},
+                                 lambda: _named(_load(model, folder, root, entry), name))
+    return _named(_load(model, folder, root, entry), name)
+
+
+def _named(encoder: CachedQueryEncoder, name: str) -> CachedQueryEncoder:
+    encoder.name = name
+    return encoder
 
 
 def query_encoder(model: str | None = None):

@@ -106,6 +106,9 @@ def open_engine(index: str | Path, model: str | None = None, *, with_model: bool
     from indexer.store import read_manifest
 
     read_manifest(Path(index))  # fail on a missing index before loading any model
+    from indexer import lexical
+
+    lexical.import_bm25s()  # imported (hiding numba and scipy.sparse) before any other thread runs
     if encoder is None and with_model:
         if encoder_factory is None:
             from indexer.query_encoder import query_encoder as encoder_factory

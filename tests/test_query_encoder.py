@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["how do I distil a diffusion model into one step?", "gausian spaltting",
          "Über die Quantenmechanik 量子 ✓", "x", "attention " * 400]
 
-pytestmark = pytest.mark.model
+pytestmark = pytest.mark.model  # most tests here load the packaged model
 
 
 @pytest.fixture(scope="module")
-def entry():
+def entry(real_encoder):
     """The packaged model's entry in the session's cache (converted at most once)."""
     encoder = qe.cached(None)
     return encoder.folder
@@ -42,8 +42,10 @@ def test_cached_encoder_agrees_with_sentence_transformers(entry, real_encoder):
     got, want = fast.encode(TEXTS), real_encoder.encode(TEXTS)
     assert got.shape == want.shape == (len(TEXTS), 384) and got.dtype == np.float32
     assert np.min(np.sum(got * want, axis=1)) > 0.9999
-    assert (fast.name, fast.fingerprint, fast.dim) == (
-        real_encoder.name, real_encoder.fingerprint, real_encoder.dim)
+    assert (fast.fingerprint, fast.dim) == (real_encoder.fingerprint, real_encoder.dim)
+    # named as the model is asked for, whoever converted the same files first
+    assert qe.cached(None).name == real_encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert qe.cached(None, background=True).name == real_encoder.name
     assert fast.encode([]).shape == (0, 384)
 
 
@@ -108,6 +110,31 @@ def test_weights_key_follows_the_files(tmp_path):
     assert qe.weights_key(folder, root) != first
     (root / qe.KEYS).write_text("[garbage")  # an unreadable memo is only a slower start
     assert qe.weights_key(folder, root) != first
+    again = qe.weights_key(folder, root)
+    (folder / ".git").mkdir()  # a git checkout of a model: its own files do not count
+    (folder / ".git" / "FETCH_HEAD").write_text("abc")
+    (folder / ".hidden").write_text("x")
+    assert qe.weights_key(folder, root) == again
+    assert not [p for p in root.iterdir() if p.name.startswith(".keys-")]
+
+
+def test_a_model_that_cannot_be_converted_is_remembered(tmp_path, monkeypatch):
+    """Another pooling: refused once with the reason, then straight to torch next time."""
+    folder = tmp_path / "cls-model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w")
+    root = tmp_path / "cache"
+    tries = []
+
+    def refuse(model, folder, root):
+        tries.append(model)
+        raise qe.Unconvertible("cls-model is not a mean-pooling model OpenVINO can take")
+
+    monkeypatch.setattr(qe, "convert", refuse)
+    for _ in range(2):
+        with pytest.raises(qe.Unconvertible, match="not a mean-pooling model"):
+            qe.cached(str(folder), root=root)
+    assert len(tries) == 1
 
 
 def test_a_failed_background_load_falls_back_or_says_so(monkeypatch):
@@ -160,3 +187,23 @@ def test_one_shot_search_does_not_import_torch(entry, real_index):
     assert "HEAVY []" in proc.stderr
     hits = [json.loads(line) for line in proc.stdout.splitlines()]
     assert hits[0]["title"] == "GLEN: Generative Retrieval via Lexical Index Learning"
+
+
+def test_bm25s_is_imported_without_numba_and_keeps_numpy_backends():
+    """indexer.lexical.import_bm25s hides numba and scipy.sparse only while bm25s imports:
+    scoring stays on bm25s's numpy backends, and both import normally afterwards (umap for
+    `papersift map`)."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from indexer import lexical
+        bm25s = lexical.import_bm25s()
+        loaded = [m for m in ("numba", "scipy.sparse") if sys.modules.get(m) is not None]
+        retriever = bm25s.BM25()
+        import numba, scipy.sparse  # noqa: F401,E401
+        print(loaded, retriever.backend, retriever.csc_backend)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "numpy", "numpy"]

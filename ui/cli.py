@@ -196,7 +196,7 @@ def search(
                                  floor=not no_floor)
         took = (time.perf_counter() - started) * 1000
         if as_json:
-            print(json.dumps(results.to_dict(took), ensure_ascii=False))
+            print(json.dumps({**results.to_dict(took), "query": line}, ensure_ascii=False))
         else:
             print_notes(results)
             print_hits(results.hits, False, heading=f"{line}  ({took:.0f} ms)",
