@@ -52,6 +52,11 @@ class ListError(PapersiftError):
     """A reading-list operation the user must correct (unknown list, bad name, bad file)."""
 
 
+class ListStoreError(ListError):
+    """The reading-list database itself failed (cannot open, locked, a newer schema): not
+    the request's fault (the HTTP API answers 503)."""
+
+
 @dataclass(frozen=True)
 class ListItem:
     paper: Paper
@@ -109,20 +114,20 @@ class ReadingLists:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=10)
         except (OSError, sqlite3.Error) as e:
-            raise ListError(f"{self.path}: cannot open the reading-list database ({e})") from None
+            raise ListStoreError(f"{self.path}: cannot open the reading-list database ({e})") from None
         try:
             db.execute("PRAGMA foreign_keys = ON")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise ListError(f"{self.path}: reading lists of schema {version}, this papersift "
-                                f"reads {SCHEMA_VERSION}")
+                raise ListStoreError(f"{self.path}: reading lists of schema {version}, this "
+                                     f"papersift reads {SCHEMA_VERSION}")
             if version < SCHEMA_VERSION:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
             with db:  # one transaction: all of a change or none of it
                 yield db
         except sqlite3.DatabaseError as e:
-            raise ListError(f"{self.path}: {e}") from None
+            raise ListStoreError(f"{self.path}: {e}") from None
         finally:
             db.close()
 
@@ -135,6 +140,8 @@ class ReadingLists:
         return row[0]
 
     def lists(self) -> list[ReadingList]:
+        if not self.path.exists():  # reading never creates the database
+            return []
         with self._db() as db:
             rows = db.execute(
                 "SELECT l.name, l.created, count(i.paper_id) FROM lists l "
@@ -199,6 +206,8 @@ class ReadingLists:
 
     def items(self, name: str) -> list[ListItem]:
         """The list's papers (metadata as saved), oldest addition first."""
+        if not self.path.exists():
+            raise ListError(f"no reading list named {check_name(name)!r} (there are no lists yet)")
         with self._db() as db:
             list_id = self._list_id(db, name)
             rows = db.execute("SELECT paper, added FROM items WHERE list_id = ? "
@@ -209,6 +218,8 @@ class ReadingLists:
         """For each of these papers held by a list, the names of its lists (one query)."""
         found: dict[str, list[str]] = {}
         ids = list(dict.fromkeys(paper_ids))
+        if not ids or not self.path.exists():
+            return found
         with self._db() as db:
             for start in range(0, len(ids), 900):
                 chunk = ids[start:start + 900]

@@ -592,3 +592,18 @@ def test_serve_answers_the_mcp_tools_at_mcp_from_the_same_engine(plain, guarded)
     assert "search_papers" in _mcp_session(guarded.url, TOKEN)[0]
     foreign = guarded.client.post("/mcp", json={}, headers={"Host": "evil.example"})
     assert foreign.status_code == 400
+
+
+def test_reading_lists_are_read_without_creating_and_store_failures_are_503(index, tmp_path):
+    lists = tmp_path / "none" / "lists.sqlite"
+    app = create_app(open_engine(index, encoder=FakeEncoder()), Settings(index=index, lists=lists),
+                     token=TOKEN, mcp=False)
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with serving(app) as url, httpx.Client(base_url=url, timeout=20, headers=headers) as client:
+        assert client.get("/v1/lists").json() == {"lists": []}
+        error_of(client.get("/v1/lists/reading"), 404)
+        assert not lists.parent.exists()  # reading created nothing
+        lists.parent.mkdir()
+        lists.write_bytes(b"not a database" * 100)  # damaged: the server's problem, not yours
+        error_of(client.get("/v1/lists"), 503)
+        error_of(client.post("/v1/lists", json={"name": "new"}), 503)

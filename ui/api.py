@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 from indexer import __version__
 from indexer.errors import InvalidQuery, PapersiftError, UnknownPaper
 from search.engine import Engine
-from search.lists import ListError, ReadingLists
+from search.lists import ListError, ListStoreError, ReadingLists
 from ui import api_guard, api_routes
 from ui.api_routes import ApiError
 from ui.settings import LOOPBACK_HOSTS, Settings
@@ -172,7 +172,8 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ListError)
     async def list_error(request: Request, e: ListError) -> JSONResponse:
-        return _error(422, str(e))
+        # the database failing (locked, unreadable, newer) is not the request's fault
+        return _error(503 if isinstance(e, ListStoreError) else 422, str(e))
 
     @app.exception_handler(PapersiftError)
     async def failed(request: Request, e: PapersiftError) -> JSONResponse:

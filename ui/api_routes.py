@@ -21,7 +21,7 @@ from indexer.errors import InvalidQuery
 from indexer.records import match_categories, parse_date
 from search.engine import Engine
 from search.hybrid import MODES
-from search.lists import ListError, ReadingLists, check_name
+from search.lists import ListError, ListStoreError, ReadingLists, check_name
 from search.recommend import DEFAULT_METHOD, METHODS
 from search.searcher import MAX_K, SORTS, Filters, Searcher
 from ui.facts import index_facts
@@ -261,6 +261,8 @@ def create_list(request: Request, body: NewList) -> JSONResponse:
     name = _list_name(body.name)
     try:
         request.app.state.lists.create(name)
+    except ListStoreError:
+        raise  # 503 (ui/api.py), not a name conflict
     except ListError as e:
         raise ApiError(409, str(e), "name") from None
     return JSONResponse({"name": name, "papers": 0}, status_code=201)
