@@ -34,4 +34,12 @@ class UnknownPaper(PapersiftError):
 
 
 class InvalidQuery(PapersiftError, ValueError):
-    """A query or search parameter the user must correct (empty query, k out of range)."""
+    """A query or search parameter the user must correct (empty query, k out of range).
+
+    `field` names the parameter at fault where one is ("since", "category", ...), for
+    front ends that answer per field (the HTTP API).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

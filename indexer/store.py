@@ -48,6 +48,7 @@ import secrets
 import shutil
 import sqlite3
 import threading
+import time
 import unicodedata
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -228,9 +229,17 @@ def check_folder(root: Path) -> None:
         raise IndexNotFound(f"{root} is a file, not an index folder")
 
 
+LOCK_PATIENCE = 1.0  # seconds a writer waits for a reader's moment with the lock
+
+
 @contextlib.contextmanager
 def writer_lock(root: Path) -> Iterator[None]:
-    """Hold the index's write lock; a second writer is refused at once.
+    """Hold the index's write lock; a second writer is refused within `LOCK_PATIENCE`.
+
+    A reader letting go of a superseded generation holds the lock for a moment (to rename
+    it for removal, indexer/store.py `release_generation`), so a writer waits up to
+    `LOCK_PATIENCE` seconds before it says another process is writing; real writers hold
+    it for the whole build or update.
 
     Re-entrant within a thread: `update --from` takes it before fetching and the update
     itself takes it again. Another thread or process is refused.
@@ -253,10 +262,16 @@ def writer_lock(root: Path) -> Iterator[None]:
         return
     root.mkdir(parents=True, exist_ok=True)
     with (root / LOCK).open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise IndexLocked(f"{root}: another papersift process is writing this index") from None
+        deadline = time.monotonic() + LOCK_PATIENCE
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexLocked(f"{root}: another papersift process is writing this "
+                                      "index") from None
+                time.sleep(0.02)
         with _HELD_LOCK:
             _HELD[key] = 1
         try:

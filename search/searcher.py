@@ -56,11 +56,13 @@ class Filters:
                 try:
                     parse_date(value)
                 except ValueError as e:
-                    raise InvalidQuery(f"{name}: {e}") from None
+                    raise InvalidQuery(f"{name}: {e}", name) from None
         if self.since and self.until and self.since > self.until:
-            raise InvalidQuery(f"since {self.since} is after until {self.until}")
+            raise InvalidQuery(f"since {self.since} is after until {self.until}: no paper can "
+                               "match", "since")
         if self.author.strip() and not name_parts(self.author):
-            raise InvalidQuery(f"author {self.author.strip()[:60]!r} has no letters of a name")
+            raise InvalidQuery(f"author {self.author.strip()[:60]!r} has no letters of a name",
+                               "author")
 
     @property
     def active(self) -> bool:
@@ -208,6 +210,27 @@ class Searcher:
         if self._atlas is None or self._atlas[0] != stamp:
             self._atlas = (stamp, read_atlas(self.index.generation, self.count))
         return self._atlas[1]
+
+    def filters(self, since: str = "", until: str = "", categories: Sequence[str] = (),
+                author: str = "") -> Filters:
+        """Filters from a front end's parameters, categories spelled as the index spells
+        them (`cs.cl` is `cs.CL`). The API and the MCP tools build theirs here.
+
+        Raises:
+            InvalidQuery: with `field` set: a date that is not YYYY-MM-DD, since after
+                until, a category no paper has (naming the closest), an author with no
+                letters.
+        """
+        from indexer.records import match_categories
+
+        filters = Filters(since.strip(), until.strip(), (), author)
+        if not categories:
+            return filters
+        try:
+            known = match_categories(categories, (c for c, _ in self.categories))
+        except ValueError as e:
+            raise InvalidQuery(f"category: {e}", "category") from None
+        return replace(filters, categories=tuple(known))
 
     def rows_of(self, paper_ids: Sequence[str]) -> dict[str, int]:
         """Index rows of the ids that are in the index (unknown ids are left out)."""

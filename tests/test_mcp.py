@@ -196,7 +196,7 @@ def test_reading_lists_are_read(stdio):
     ("empty_query", "empty query"),
     ("bad_date", "since: not a YYYY-MM-DD date: '2024-13-01'"),
     ("bad_k", "k: Input should be less than or equal to 100"),
-    ("bad_category", "categories: no paper has category 'zz.XX'"),
+    ("bad_category", "category: no paper has category 'zz.XX'"),
     ("unknown_list", "no reading list named 'nope' (lists: thesis)"),
 ])
 def test_mistakes_are_one_line_tool_errors(stdio, call, message):

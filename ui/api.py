@@ -168,7 +168,7 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidQuery)
     async def invalid_query(request: Request, e: InvalidQuery) -> JSONResponse:
-        return _error(422, str(e))
+        return _error(422, str(e), e.field)
 
     @app.exception_handler(ListError)
     async def list_error(request: Request, e: ListError) -> JSONResponse:

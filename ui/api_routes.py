@@ -17,8 +17,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from indexer.errors import InvalidQuery
-from indexer.records import match_categories, parse_date
 from search.engine import Engine
 from search.hybrid import MODES
 from search.lists import ListError, ListStoreError, ReadingLists, check_name
@@ -64,24 +62,8 @@ def _writable(request: Request) -> None:
 
 def _filters(searcher: Searcher, since: str, until: str, categories: Sequence[str] | None,
              author: str = "") -> Filters:
-    """Filters from request parameters; 422 naming the parameter at fault."""
-    for name, value in (("since", since), ("until", until)):
-        try:
-            parse_date(value) if value else None
-        except ValueError:
-            raise ApiError(422, f"{name} must be a YYYY-MM-DD date, got {value[:40]!r}", name) from None
-    if since and until and since > until:
-        raise ApiError(422, f"since {since} is after until {until}: no paper can match", "since")
-    known = ()
-    if categories:
-        try:
-            known = match_categories(categories, (c for c, _ in searcher.categories))
-        except ValueError as e:
-            raise ApiError(422, f"category: {e}", "category") from None
-    try:
-        return Filters(since, until, known, author)
-    except InvalidQuery as e:
-        raise ApiError(422, str(e), "author") from None
+    """Filters from request parameters (`Searcher.filters`); 422 naming the parameter."""
+    return searcher.filters(since, until, categories or (), author)
 
 
 def _paper_record(paper) -> dict[str, Any]:

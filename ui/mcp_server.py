@@ -19,7 +19,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,8 +28,8 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from indexer import __version__
-from indexer.errors import InvalidQuery, PapersiftError
-from indexer.records import arxiv_abs_url, match_categories, safe_url
+from indexer.errors import PapersiftError
+from indexer.records import arxiv_abs_url, safe_url
 from search.hybrid import MODES
 from search.lists import ListError, ReadingLists
 from search.searcher import SORTS, Filters
@@ -259,15 +258,8 @@ def create_server(get_engine: Callable[[], Any], lists_path: str | Path) -> MCPS
 
 
 def _filters(searcher, since: str, until: str, categories, author: str) -> Filters:
-    """Filters checked as the CLI checks them; categories spelled as the index spells them."""
-    filters = Filters(since.strip(), until.strip(), (), author)
-    if categories:
-        try:
-            known = match_categories(categories, (c for c, _ in searcher.categories))
-        except ValueError as e:
-            raise InvalidQuery(f"categories: {e}") from None
-        filters = replace(filters, categories=known)
-    return filters
+    """Filters checked as the API checks them (`Searcher.filters`)."""
+    return searcher.filters(since, until, categories or (), author)
 
 
 def _url(paper) -> str:
