@@ -126,7 +126,8 @@ class HostCheck:
                     return
                 shown = "none" if given is None else repr(given[:100])
                 await send_error(send, 400, f"Host header {shown} does not name this server "
-                                 f"(it answers {', '.join(sorted(self.allowed))})")
+                                 f"(it answers {', '.join(sorted(self.allowed))}; "
+                                 "papersift serve --allowed-host adds names)")
                 return
         await self.app(scope, receive, send)
 
