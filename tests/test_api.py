@@ -5,6 +5,7 @@ with httpx, on tiny indexes with the fake encoder. Two servers are shared by the
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -123,11 +124,15 @@ def test_the_engine_is_warm_before_the_server_answers_and_health_says_what_it_se
                     "problem": None}
 
 
-def test_search_answers_as_search_queries_json_does(plain):
+def test_search_answers_as_search_queries_json_does(plain, index, run, tmp_path):
     body = plain.client.get("/v1/search", params={"q": "diffusion image generation", "k": 3}).json()
     assert set(body) == {"query", "took_ms", "corrected", "no_close_matches", "hits"}
-    expected = plain.app.state.engine.searcher().query("diffusion image generation", 3).to_dict()
-    assert {**body, "took_ms": None} == expected and body["took_ms"] >= 0
+    questions = tmp_path / "q.txt"
+    questions.write_text("diffusion image generation\n")
+    code, out, err = run("search", "--queries", questions, "--json", "-k", 3, "--index", index)
+    assert code == 0, err
+    cli = json.loads(out)  # the CLI's line, through the same fake encoder
+    assert {**body, "took_ms": None} == {**cli, "took_ms": None} and body["took_ms"] >= 0
     assert body["hits"][0]["id"] in ("2401.00002", "2401.00005")
 
 
