@@ -505,6 +505,16 @@ def test_serve_refuses_before_starting(run, toy_index, tmp_path):
     assert exit_code == 1 and f"port {port} on 127.0.0.1 is in use" in err
 
 
+def test_serve_exits_1_when_the_index_fails_to_open_at_start(run, toy_index):
+    """The engine opens in the lifespan; a damaged index there is exit 1, not 0 (a
+    script or a service manager must see the server did not start)."""
+    faiss_file = next(toy_index.glob("gen-*/faiss.index"))
+    with faiss_file.open("r+b") as f:
+        f.truncate(100)
+    exit_code, out, err = run("serve", "--index", toy_index, "--port", free_port())
+    assert exit_code == 1 and out == "" and "faiss.index" in err
+
+
 def test_serve_opens_a_warm_engine_and_answers_with_its_token(toy_index, tmp_path, monkeypatch):
     import search.engine
     from ui import cli_serve
@@ -530,7 +540,7 @@ def test_serve_opens_a_warm_engine_and_answers_with_its_token(toy_index, tmp_pat
         assert thread.is_alive() and time.monotonic() < deadline
         time.sleep(0.01)
     try:
-        assert opened == [{"warm": True}]
+        assert [o["warm"] for o in opened] == [True]
         url = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{url}/v1/info").status_code == 401
         auth = {"authorization": f"Bearer {TOKEN}"}

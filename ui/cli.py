@@ -433,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: error: argument {i} is not valid UTF-8 text", file=sys.stderr)
             return 2
     try:
-        app(args=args, prog_name=name, standalone_mode=False)
+        # standalone_mode=False: Click returns a command's typer.Exit code instead of
+        # raising it (serve, ui and demo end that way), so keep what it returns
+        returned = app(args=args, prog_name=name, standalone_mode=False)
     except typer.Exit as e:
         return e.exit_code
     except NoArgsIsHelpError as e:
@@ -456,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"{name}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -133,7 +133,11 @@ def serve(
     check_port(port, host)
     settings = Settings.load(index, model, lists=lists)
     read_manifest(settings.index)  # a missing index is one line, before the model loads
-    app = create_app(functools.partial(open_engine, settings.index, settings.model, warm=True),
+    from ui import clikit
+
+    opener = functools.partial(open_engine, settings.index, settings.model, warm=True,
+                               encoder_factory=clikit.make_query_encoder)
+    app = create_app(opener,
                      settings, token=token, allowed_hosts=allowed_hosts_for(host, allowed_host or ()),
                      cors_origins=origins, log_queries=log_queries)
     shown = f"[{host}]" if ":" in host else host
