@@ -27,9 +27,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,7 +41,7 @@ from indexer.errors import PapersiftError
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: sha256 of each file
+FORMAT = 3  # 2: sha256 of each file; 3: and of meta.json itself
 CACHE_ENV = "PAPERSIFT_CACHE"
 PROBE = "How can a diffusion model be distilled into a single sampling step?"
 PROBE_COSINE = 0.9999  # a loaded entry must encode the probe as it did when written
@@ -47,6 +49,28 @@ KEYS = "keys.json"
 
 
 ENTRY_FILES = ("model.xml", "model.bin", "tokenizer.json")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+STALE = 24 * 3600  # a conversion folder untouched this long was left by a killed process
+
+
+def _meta_digest(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _read_meta_file(folder: Path) -> dict:
+    """meta.json, checked against its own sha256 (a readable but altered fingerprint or
+    dim would otherwise be believed).
+
+    Raises:
+        OSError, ValueError: unreadable, another format, or altered.
+    """
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise ValueError("meta.json does not match its own sha256")
+    return meta
 
 
 def _sha256(path: Path) -> str:
@@ -57,7 +81,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class Unconvertible(PapersiftError):
+class NotCacheable(PapersiftError):
+    """A model this cache does not take by design (a hub name, no OpenVINO): torch it is."""
+
+
+class Unconvertible(NotCacheable):
     """A model this cache cannot take (another pooling, no fast tokenizer, OpenVINO
     disagreeing with torch): remembered beside its entry, so later starts go straight to
     torch instead of loading the model twice."""
@@ -100,8 +128,9 @@ def weights_key(folder: Path, root: Path | None = None) -> str:
     except (OSError, ValueError):
         memo = {}
     known = memo.get(str(folder))
-    if isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("key"), str):
-        return known["key"]
+    if (isinstance(known, dict) and known.get("stamp") == stamp
+            and isinstance(known.get("key"), str) and _HEX64.fullmatch(known["key"])):
+        return known["key"]  # only a sha256: the key names a folder in the cache
     digest = hashlib.sha256()
     for p in files:
         digest.update(str(p.relative_to(folder)).encode() + b"\0")
@@ -153,9 +182,7 @@ class CachedQueryEncoder:
 
         self.folder = folder
         try:
-            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}")
+            meta = _read_meta_file(folder)
             self.name = str(meta["name"])
             self.fingerprint = str(meta["fingerprint"])
             self.dim = int(meta["dim"])
@@ -220,6 +247,7 @@ def convert(model: str | None, folder: Path, root: Path | None = None) -> Path:
     if backend is None:
         raise Unconvertible(f"{source.name} has no fast tokenizer to save")
     root.mkdir(parents=True, exist_ok=True)
+    _sweep(root)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
         import openvino as ov
@@ -236,6 +264,7 @@ def convert(model: str | None, folder: Path, root: Path | None = None) -> Path:
                 "source": str(folder), "weights_sha256": key,
                 "sha256": {name: _sha256(tmp / name) for name in ENTRY_FILES},
                 "probe_vector": [float(x) for x in expected[0]]}
+        meta["meta_sha256"] = _meta_digest(meta)
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         got = CachedQueryEncoder(tmp).encode(checks)
         worst = float(np.min(np.sum(got * expected, axis=1)))
@@ -263,7 +292,33 @@ def _discard(folder: Path) -> None:
         os.rename(folder, aside)
     except OSError:
         return
-    shutil.rmtree(aside, ignore_errors=True)
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            aside.unlink()
+
+
+def _sweep(root: Path) -> None:
+    """Remove what killed processes left: conversion folders untouched for `STALE`
+    seconds and damaged entries moved aside."""
+    try:
+        found = list(root.iterdir())
+    except OSError:
+        return
+    now = time.time()
+    for path in found:
+        try:
+            stale = path.name.startswith(".damaged-") or (
+                path.name.startswith((".tmp-", ".keys-")) and now - path.lstat().st_mtime > STALE)
+        except OSError:
+            continue
+        if stale:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def local_folder(model: str | None) -> Path | None:
@@ -279,10 +334,9 @@ def local_folder(model: str | None) -> Path | None:
 def read_meta(entry: Path) -> dict | None:
     """An entry's name, fingerprint and dim, or None when it has no readable meta.json."""
     try:
-        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("format") == FORMAT:
-            return {"name": str(meta["name"]), "fingerprint": str(meta["fingerprint"]),
-                    "dim": int(meta["dim"])}
+        meta = _read_meta_file(entry)
+        return {"name": str(meta["name"]), "fingerprint": str(meta["fingerprint"]),
+                "dim": int(meta["dim"])}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     return None
@@ -370,9 +424,9 @@ def cached(model: str | None, root: Path | None = None, background: bool = False
 
     folder = local_folder(model)
     if folder is None:
-        raise PapersiftError(f"{model} is not a model folder on this machine")
+        raise NotCacheable(f"{model} is not a model folder on this machine")
     if not openvino_backend.available():
-        raise PapersiftError("OpenVINO is not installed")
+        raise NotCacheable("OpenVINO is not installed")
     root = root or cache_root()
     try:
         entry = entry_dir(weights_key(folder, root), root)
@@ -405,8 +459,10 @@ def query_encoder(model: str | None = None):
     faster whenever anything else uses a core)."""
     try:
         return cached(model, background=True)
-    except PapersiftError as e:
+    except NotCacheable as e:
         log.info("queries encoded with torch: %s", e)
+    except PapersiftError as e:  # a cache that cannot be written, a conversion that failed
+        log.warning("queries encoded with torch, about 8 s slower to start: %s", e)
     from indexer.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model, threads=1)

@@ -489,6 +489,7 @@ def test_serve_refuses_before_starting(run, toy_index, tmp_path):
         (["--token-file", token_file(tmp_path, mode=0o644)], 2, "can be read by other users"),
         (["--token-file", token_file(tmp_path, "short")], 2, "at least 16"),
         (["--token-file", tmp_path / "missing"], 2, "cannot read it"),
+        (["--token-file", "/dev/zero"], 2, "not a small regular file"),
         (["--cors-origin", "https://ok.example/path"], 2, "--cors-origin must be"),
         (["--port", "70000"], 1, "--port must be between 1 and 65535"),
         (["--index", tmp_path / "nothing"], 1, "nothing"),
@@ -624,3 +625,18 @@ def test_reading_lists_are_read_without_creating_and_store_failures_are_503(inde
         lists.write_bytes(b"not a database" * 100)  # damaged: the server's problem, not yours
         error_of(client.get("/v1/lists"), 503)
         error_of(client.post("/v1/lists", json={"name": "new"}), 503)
+
+
+def test_mcp_takes_the_hosts_the_api_takes(plain):
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"accept": "application/json, text/event-stream"}
+    for host in ("localhost", "127.0.0.1", "LOCALHOST:1"):
+        r = plain.client.post("/mcp", json=ping, headers={**headers, "host": host})
+        assert r.status_code == 200, (host, r.text)
+    assert plain.client.post("/mcp", json=ping, headers={**headers, "host": "evil.example"}
+                             ).status_code == 400
+
+
+def test_an_error_echoes_at_most_a_few_hundred_characters(plain):
+    message = error_of(plain.client.get(f"/v1/papers/{'9' * 60_000}"), 404)
+    assert len(message) <= 500

@@ -72,16 +72,33 @@ def damage(copy: Path, kind: str) -> None:
             f.truncate(1000)
     elif kind == "tokenizer":
         (copy / "tokenizer.json").write_text("{}")
+    elif kind == "fingerprint":  # readable, well-formed, and wrong
+        meta = json.loads((copy / "meta.json").read_text())
+        (copy / "meta.json").write_text(json.dumps({**meta, "fingerprint": "bogus"}))
     else:
         (copy / "meta.json").write_text("{not json")
 
 
-@pytest.mark.parametrize("kind", ["weights", "truncated", "tokenizer", "meta"])
+@pytest.mark.parametrize("kind", ["weights", "truncated", "tokenizer", "meta", "fingerprint"])
 def test_a_damaged_entry_is_refused(entry, tmp_path, kind):
     root = copy_cache(entry, tmp_path)
     damage(root / entry.name, kind)
     with pytest.raises(qe.CacheEntryDamaged):
         qe.CachedQueryEncoder(root / entry.name)
+    if kind in ("meta", "fingerprint"):  # never believed, not even for the model check
+        assert qe.read_meta(root / entry.name) is None
+
+
+def test_a_key_that_is_not_a_sha256_is_not_a_path(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"one")
+    root = tmp_path / "cache"
+    key = qe.weights_key(folder, root)
+    memo = json.loads((root / qe.KEYS).read_text())
+    memo[str(folder)]["key"] = "../../../escaped"
+    (root / qe.KEYS).write_text(json.dumps(memo))
+    assert qe.weights_key(folder, root) == key
 
 
 def test_a_damaged_entry_is_converted_again(entry, tmp_path, monkeypatch):

@@ -41,7 +41,12 @@ MAX_BODY = 1 << 20  # bytes of a request body (1 MiB)
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager]
 
 
+MAX_MESSAGE = 500  # an error echoes at most this much of what was sent (a 100 KB id)
+
+
 def _error(status: int, message: str, field: str | None = None, headers=None) -> JSONResponse:
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 1] + "…"
     body = {"error": message} | ({"field": field} if field else {})
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -86,10 +91,9 @@ def create_app(
     if mcp:
         from ui.mcp_server import http_app
 
-        # Our HostCheck guards /mcp like every route; the SDK's own check (loopback names
-        # only) stays on for a loopback server and is left to ours otherwise.
-        tools = http_app(lambda: app.state.engine, settings.lists,
-                         host="127.0.0.1" if set(allowed_hosts) <= set(LOOPBACK_HOSTS) else "0.0.0.0")
+        # Our HostCheck guards /mcp like every route (any port, any case); the SDK's own
+        # check (name:port, case-sensitive) would refuse Hosts the rest of the API takes.
+        tools = http_app(lambda: app.state.engine, settings.lists, host="0.0.0.0")
         extra_routes = [*extra_routes, *tools.routes]
         extra_lifespans = [*extra_lifespans, lambda app: tools.router.lifespan_context(tools)]
 

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import re
 import socket
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
@@ -57,7 +58,10 @@ def read_token(path: Path) -> str:
             short or not one word of printable ASCII.
     """
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
+        mode = st.st_mode
+        if not stat.S_ISREG(mode) or st.st_size > 4096:  # /dev/zero, a FIFO, a big file
+            raise UsageProblem(f"--token-file {path}: not a small regular file")
         token = path.read_text(encoding="utf-8").strip()
     except OSError as e:
         raise UsageProblem(f"--token-file {path}: cannot read it ({e.strerror})") from None
