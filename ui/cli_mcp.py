@@ -16,4 +16,22 @@ def mcp(index: IndexOpt = None, model: ModelOpt = None, lists: ListsOpt = None) 
     from ui.mcp_server import run_stdio
 
     settings = Settings.load(index, model, lists=lists)
-    run_stdio(settings.index, settings.model, lists=settings.lists)
+    try:
+        run_stdio(settings.index, settings.model, lists=settings.lists)
+    except BaseExceptionGroup as group:  # the client went away mid-answer: a normal end
+        _, rest = group.split((BrokenPipeError, ConnectionResetError))
+        if rest is not None:
+            raise rest from None
+        _quiet_stdout()
+    except (BrokenPipeError, ConnectionResetError):
+        _quiet_stdout()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush to a closed pipe is silent."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
