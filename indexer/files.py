@@ -1,7 +1,9 @@
-"""What kind of file a path names, for writers that replace only regular files."""
+"""Small file helpers shared by the index, the caches and the writers: what kind of file a
+path names (writers replace only regular files) and a file's sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -19,3 +21,12 @@ def odd_file(path: str | Path) -> tuple[int | None, str | None]:
         return mode, None
     return mode, ("a symbolic link" if stat.S_ISLNK(mode) else "a directory"
                   if stat.S_ISDIR(mode) else "not a regular file")
+
+
+def sha256_of(path: str | Path) -> str:
+    """The file's sha256, read in 4 MiB pieces (hashlib releases the GIL while it hashes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()

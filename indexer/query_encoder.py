@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.errors import PapersiftError
+from indexer.files import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,6 @@ def _read_meta_file(folder: Path) -> dict:
     if meta.get("meta_sha256") != _meta_digest(meta):
         raise ValueError("meta.json does not match its own sha256")
     return meta
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class NotCacheable(PapersiftError):
@@ -190,7 +183,7 @@ class CachedQueryEncoder:
             self._pad = (int(meta["pad_id"]), str(meta["pad_token"]))
             probe = np.asarray(meta["probe_vector"], dtype=np.float32)
             for name in ENTRY_FILES:  # a flipped byte in an unused row is caught here too
-                if _sha256(folder / name) != meta["sha256"][name]:
+                if sha256_of(folder / name) != meta["sha256"][name]:
                     raise ValueError(f"{name} does not match its sha256 in meta.json")
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             model = ov.Core().read_model(str(folder / "model.xml"), str(folder / "model.bin"))
@@ -262,7 +255,7 @@ def convert(model: str | None, folder: Path, root: Path | None = None) -> Path:
                 "pad_id": int(tokenizer.pad_token_id or 0),
                 "pad_token": str(tokenizer.pad_token or "[PAD]"),
                 "source": str(folder), "weights_sha256": key,
-                "sha256": {name: _sha256(tmp / name) for name in ENTRY_FILES},
+                "sha256": {name: sha256_of(tmp / name) for name in ENTRY_FILES},
                 "probe_vector": [float(x) for x in expected[0]]}
         meta["meta_sha256"] = _meta_digest(meta)
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")

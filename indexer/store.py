@@ -40,7 +40,6 @@ import datetime as dt
 import errno
 import fcntl
 import functools
-import hashlib
 import json
 import os
 import re
@@ -68,6 +67,7 @@ from indexer.errors import (
     ModelMismatch,
     PapersiftError,
 )
+from indexer.files import sha256_of
 from indexer.records import Paper
 
 SCHEMA_VERSION = 2
@@ -199,14 +199,6 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -596,7 +588,7 @@ def _switch(root: Path, gen: Path) -> None:
 
 
 def _file_entries(gen: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return {name: {"size": (gen / name).stat().st_size, "sha256": _sha256(gen / name)}
+    return {name: {"size": (gen / name).stat().st_size, "sha256": sha256_of(gen / name)}
             for name in names}
 
 
@@ -1082,7 +1074,7 @@ def _check_files(gen: Path, manifest: dict[str, Any], verify: bool) -> None:
             raise IndexCorrupt(
                 f"{path}: {size} bytes but {MANIFEST} says {expected['size']} (truncated?)"
             )
-        if verify and (digest := _sha256(path)) != expected["sha256"]:
+        if verify and (digest := sha256_of(path)) != expected["sha256"]:
             raise IndexCorrupt(
                 f"{path}: sha256 {digest[:16]}… but {MANIFEST} says {expected['sha256'][:16]}…"
             )
