@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.errors import PapersiftError
+from indexer.errors import ModelUnavailable, PapersiftError
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class SentenceTransformerEncoder:
         try:
             return SentenceTransformer(self._load_from, device=device)
         except Exception as e:  # noqa: BLE001 - any load failure is one user-facing error
-            raise PapersiftError(f"cannot load model {self._name!r}: {e}") from None
+            raise ModelUnavailable(f"cannot load model {self._name!r}: {e}") from None
 
     @property
     def tokenizer(self):

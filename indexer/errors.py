@@ -33,6 +33,10 @@ class UnknownPaper(PapersiftError):
     """A paper id that is not in the index."""
 
 
+class ModelUnavailable(PapersiftError):
+    """The model itself cannot be loaded (a bad --model folder, a hub name offline)."""
+
+
 class InvalidQuery(PapersiftError, ValueError):
     """A query or search parameter the user must correct (empty query, k out of range).
 

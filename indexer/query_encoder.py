@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.errors import PapersiftError
+from indexer.errors import ModelUnavailable, PapersiftError
 from indexer.files import sha256_of
 
 log = logging.getLogger(__name__)
@@ -454,6 +454,8 @@ def query_encoder(model: str | None = None):
         return cached(model, background=True)
     except NotCacheable as e:
         log.info("queries encoded with torch: %s", e)
+    except ModelUnavailable:
+        raise  # torch cannot load it either: one line, not two
     except PapersiftError as e:  # a cache that cannot be written, a conversion that failed
         log.warning("queries encoded with torch, about 8 s slower to start: %s", e)
     from indexer.encoder import SentenceTransformerEncoder
