@@ -45,6 +45,15 @@ def write_jsonl(path: Path, records) -> Path:
     return path
 
 
+def new_papers(folder: Path, batch: int, n: int = 3) -> Path:
+    """A file of `n` new papers (ids 2450.BBIII) about quasar lensing, which no toy paper
+    is about: what an update during continuous searches adds."""
+    return write_jsonl(folder / f"batch{batch}.jsonl", [
+        {"id": f"2450.{batch:02d}{i:03d}", "title": f"Quasar lensing survey number {batch} {i}",
+         "abstract": "Gravitational lensing of distant quasars measured in a sky survey.",
+         "published": "2025-01-01"} for i in range(n)])
+
+
 @pytest.fixture
 def toy_file(tmp_path) -> Path:
     return write_jsonl(tmp_path / "toy.jsonl", TOY)

@@ -18,19 +18,12 @@ from indexer.errors import IndexCorrupt, IndexNotFound, PapersiftError
 from indexer.store import open_index, read_manifest
 from indexer.update import update_index
 from search.engine import Engine
-from tests.conftest import TOY, write_jsonl
+from tests.conftest import TOY, new_papers, write_jsonl
 from tests.fakes import FakeEncoder
 
 
 def gens(root):
     return sorted(p.name for p in root.iterdir() if p.name.startswith("gen-"))
-
-
-def new_papers(tmp_path, batch: int, n: int = 3):
-    return write_jsonl(tmp_path / f"batch{batch}.jsonl", [
-        {"id": f"2450.{batch:02d}{i:03d}", "title": f"Quasar lensing survey number {batch} {i}",
-         "abstract": "Gravitational lensing of distant quasars measured in a sky survey.",
-         "published": "2025-01-01"} for i in range(n)])
 
 
 def test_engine_follows_three_updates_while_a_reader_queries(toy_index, tmp_path, fake_encoder):

@@ -21,7 +21,7 @@ from indexer.errors import IndexCorrupt
 from indexer.update import update_index
 from search.engine import open_engine
 from search.searcher import Filters
-from tests.conftest import TOY, write_jsonl
+from tests.conftest import TOY, new_papers, write_jsonl
 from tests.fakes import FakeEncoder
 from ui.api import MAX_BODY, create_app
 from ui.api_guard import host_of
@@ -421,13 +421,6 @@ def test_searches_from_several_clients_run_at_the_same_time(plain, monkeypatch):
         t.join()
     assert answers == [200] * 4
     assert time.perf_counter() - started < 0.75  # one after another: 1.0 s
-
-
-def new_papers(folder: Path, batch: int) -> Path:
-    return write_jsonl(folder / f"batch{batch}.jsonl", [
-        {"id": f"2450.{batch:02d}{i:03d}", "title": f"Quasar lensing survey number {batch} {i}",
-         "abstract": "Gravitational lensing of distant quasars measured in a sky survey.",
-         "published": "2025-01-01"} for i in range(3)])
 
 
 def test_searches_during_three_updates_never_fail_and_find_the_new_papers(toy_index, tmp_path):

@@ -89,11 +89,16 @@ def test_a_damaged_entry_is_refused(entry, tmp_path, kind):
         assert qe.read_meta(root / entry.name) is None
 
 
-def test_a_key_that_is_not_a_sha256_is_not_a_path(tmp_path):
+def tiny_model(tmp_path: Path) -> Path:
+    """A model folder of one small file (enough to be hashed into a key)."""
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "weights.bin").write_bytes(b"one")
-    root = tmp_path / "cache"
+    return folder
+
+
+def test_a_key_that_is_not_a_sha256_is_not_a_path(tmp_path):
+    folder, root = tiny_model(tmp_path), tmp_path / "cache"
     key = qe.weights_key(folder, root)
     memo = json.loads((root / qe.KEYS).read_text())
     memo[str(folder)]["key"] = "../../../escaped"
@@ -116,10 +121,7 @@ def test_a_damaged_entry_is_converted_again(entry, tmp_path, monkeypatch):
 
 
 def test_weights_key_follows_the_files(tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "weights.bin").write_bytes(b"one")
-    root = tmp_path / "cache"
+    folder, root = tiny_model(tmp_path), tmp_path / "cache"
     first = qe.weights_key(folder, root)
     assert json.loads((root / qe.KEYS).read_text())[str(folder)]["key"] == first
     assert qe.weights_key(folder, root) == first
