@@ -23,6 +23,7 @@ from indexer.store import (
 )
 
 ProgressFn = Callable[[int, int], None]
+PhaseFn = Callable[[str], None]  # told each phase's name: "loading model", "encoding", ...
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class BuildReport:
     generation: Path
     problems: list[Problem] = field(default_factory=list)
     map_seconds: float = 0.0  # part of `seconds` spent on the map, when one was made
+    load_seconds: float = 0.0  # part of `seconds` spent loading the model
+    encode_seconds: float = 0.0  # part of `seconds` spent encoding papers and passages
 
 
 def collect_papers(
@@ -88,6 +91,25 @@ def encode_papers(
     if not np.isfinite(vectors).all():
         raise PapersiftError(f"model {encoder.name} produced non-finite vectors")
     return vectors
+
+
+def load_model(encoder: Encoder, texts: int, on_phase: PhaseFn | None = None) -> float:
+    """Load the encoder's model now, as the "loading model" phase, so that neither the
+    progress bar nor papers/s counts the load as encoding; returns the seconds it took
+    (0 for an encoder that has nothing to load, like the tests' fake one).
+
+    Args:
+        texts: how many texts will be encoded next (a large batch may need a backend
+            prepared too, SentenceTransformerEncoder.load).
+    """
+    load = getattr(encoder, "load", None)
+    if load is None:
+        return 0.0
+    if on_phase:
+        on_phase("loading model")
+    started = time.perf_counter()
+    load(texts)
+    return time.perf_counter() - started
 
 
 def check_vectors(vectors: np.ndarray, rows: int, source: str) -> np.ndarray:
@@ -168,6 +190,7 @@ def build_index(
     strict: bool = False,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: ProgressFn | None = None,
+    on_phase: PhaseFn | None = None,
     index_type: str | None = None,
     vectors_path: str | Path | None = None,
     model_name: str = "",
@@ -185,10 +208,15 @@ def build_index(
     served generation has one. `with_windows` also embeds passage windows of papers longer
     than one model input (indexer/windows.py) where the encoder can cut them.
     `index_type` and `float16` left as None keep the served generation's recorded choices
-    ("auto" and float32 for a new index), as the map keeps its options.
+    ("auto" and float32 for a new index), as the map keeps its options. `on_phase` is
+    told when loading the model, encoding, encoding passages and writing begin;
+    `on_progress(done, total)` counts the papers (or passages) encoded.
     """
     started = time.perf_counter()
     root = Path(root)
+    phase = on_phase or (lambda name: None)
+    load_seconds = encode_seconds = 0.0
+    passages = None
     with writer_lock(root):  # leftovers are removed once the new generation is served
         if vectors_path is not None:
             papers, vectors, duplicates = _imported(paths, Path(vectors_path), on_problem)
@@ -201,13 +229,18 @@ def build_index(
                 names = ", ".join(str(p) for p in paths)
                 raise PapersiftError(f"no valid papers in {names} ({len(problems)} bad lines)")
             _check_words(papers, paths)
+            load_seconds = load_model(encoder, len(papers), on_phase)
+            encoding = time.perf_counter()
+            phase("encoding")
             vectors = encode_papers(papers, encoder, on_progress)
-            model = ModelInfo.of(encoder)
-        passages = None
-        if with_windows and vectors_path is None:
-            from indexer import windows
+            if with_windows:
+                from indexer import windows
 
-            passages = windows.encode(papers, encoder, on_progress)
+                phase("encoding passages")
+                passages = windows.encode(papers, encoder, on_progress)
+            encode_seconds = time.perf_counter() - encoding
+            model = ModelInfo.of(encoder)
+        phase("writing index")
         served = _served_build(root)
         if index_type is None:
             index_type = served.get("index_type") or "auto"
@@ -238,4 +271,6 @@ def build_index(
         generation=gen,
         problems=problems,
         map_seconds=sum(map_seconds),
+        load_seconds=load_seconds,
+        encode_seconds=encode_seconds,
     )

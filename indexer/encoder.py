@@ -28,7 +28,11 @@ _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 
 
 class Encoder(Protocol):
-    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension.
+
+    An encoder that loads its model lazily may also have `load(texts: int)`, which loads
+    it at once (builds call it to show and time the load apart from encoding).
+    """
 
     @property
     def name(self) -> str: ...
@@ -127,6 +131,14 @@ class SentenceTransformerEncoder:
             return SentenceTransformer(self._load_from, device=device)
         except Exception as e:  # noqa: BLE001 - any load failure is one user-facing error
             raise ModelUnavailable(f"cannot load model {self._name!r}: {e}") from None
+
+    def load(self, texts: int = 0) -> None:
+        """Load the model now, and convert it for OpenVINO when a call of `texts` texts
+        would use it (about 2 s), so that a build can show and time the load apart from
+        encoding. Without this call the first `encode` does it."""
+        self.model  # noqa: B018 - a cached property: loaded once, here
+        if texts >= OPENVINO_MIN_TEXTS and self._backend != "torch":
+            self.openvino  # noqa: B018
 
     @property
     def tokenizer(self):

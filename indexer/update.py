@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from indexer import atlas, windows
-from indexer.build import ProgressFn, _imported, build_index, collect_papers, encode_papers
+from indexer.build import (
+    PhaseFn,
+    ProgressFn,
+    _imported,
+    build_index,
+    collect_papers,
+    encode_papers,
+    load_model,
+)
 from indexer.encoder import Encoder
 from indexer.errors import IndexNotFound, PapersiftError
 from indexer.readers import Problem
@@ -82,6 +90,7 @@ def update_index(
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: ProgressFn | None = None,
     vectors_path: str | Path | None = None,
+    on_phase: PhaseFn | None = None,
 ) -> UpdateReport:
     """Merge the papers in `paths` into the index at `root`.
 
@@ -91,6 +100,7 @@ def update_index(
     is verified (every file's sha256) before anything is copied from it, and the build
     choices in its manifest (index type, float16, windows, map options) are kept. An
     index of imported vectors needs `vectors_path`: one row per record of `paths`.
+    `on_phase` and `on_progress` report as for `build_index`.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -101,7 +111,8 @@ def update_index(
             if generations(root):
                 raise
             report = build_index(paths, root, encoder, strict=strict, on_problem=on_problem,
-                                 on_progress=on_progress, vectors_path=vectors_path,
+                                 on_progress=on_progress, on_phase=on_phase,
+                                 vectors_path=vectors_path,
                                  model_name=getattr(encoder, "name", "") if vectors_path else "")
             return UpdateReport(report.papers, 0, 0, 0, 0, report.skipped, report.papers,
                                 report.papers, report.seconds, report.generation)
@@ -109,13 +120,14 @@ def update_index(
         remove_leftovers(root)
         try:
             return _update(paths, root, encoder, handle, strict, on_problem, on_progress,
-                           vectors_path, started)
+                           on_phase, vectors_path, started)
         finally:
             handle.close()  # the writer's lease on the superseded generation: removed now
 
 
-def _update(paths, root, encoder, handle, strict, on_problem, on_progress, vectors_path,
-            started) -> UpdateReport:
+def _update(paths, root, encoder, handle, strict, on_problem, on_progress, on_phase,
+            vectors_path, started) -> UpdateReport:
+    phase = on_phase or (lambda name: None)
     manifest = handle.manifest
     build = manifest.get("build") or {}
     imported = manifest["model"]["fingerprint"] == IMPORTED
@@ -137,6 +149,7 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, vecto
     else:
         if encoder is None:
             raise PapersiftError("an update needs the model to encode new papers")
+        load_model(encoder, 0, on_phase)  # checking the model's weights loads it
         check_model(root, manifest, ModelInfo.of(encoder))
         incoming, problems, _ = collect_papers(paths, strict, on_problem)
     if not incoming:
@@ -173,12 +186,14 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, vecto
     if vectors_path is not None:
         fresh = np.array([given_of[papers[r].id] for r in to_encode], dtype=np.float32)
     else:
+        phase("encoding")
         fresh = encode_papers([papers[r] for r in to_encode], encoder, on_progress)
     vectors = np.vstack([vectors, np.zeros((added, vectors.shape[1]), np.float32)])
     if to_encode:
         vectors[to_encode] = fresh.reshape(len(to_encode), -1)
     passages = None
     if handle.windows is not None:  # an index with windows keeps them for every paper
+        phase("encoding passages")
         fresh_windows = windows.encode([papers[r] for r in to_encode], encoder, on_progress)
         if fresh_windows is None:  # this encoder cannot cut windows: keep the old ones
             fresh_windows = (np.zeros((0, handle.windows.shape[1]), np.float16),
@@ -200,10 +215,10 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, vecto
         def remap(new_gen: Path) -> None:
             atlas.map_generation(new_gen, vectors, papers, **map_options)
 
+    phase("writing index")
     gen = write_generation(root, papers, vectors, handle.model, index_type,
                            float16=float16, reuse=reuse, before_switch=remap, windows=passages,
                            with_lexical=bool(manifest.get("lexical")),
                            vectors_name=Path(vectors_path).name if vectors_path else build.get("vectors"))
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)
-

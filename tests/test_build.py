@@ -1,9 +1,14 @@
+import io
+import re
+import time
+
 import pytest
 
 from indexer.build import build_index, collect_papers
 from indexer.errors import BadRecord, IndexNotFound, PapersiftError
 from indexer.store import open_index, read_manifest
 from tests.conftest import TOY, write_jsonl
+from tests.fakes import FakeEncoder
 
 
 def test_build_writes_every_paper(toy_index):
@@ -124,3 +129,63 @@ def test_import_needs_every_line_valid(tmp_path):
     with pytest.raises(BadRecord, match="every line must be a paper when --vectors is given"):
         build_index([path], tmp_path / "ix", None, vectors_path=tmp_path / "v.npy",
                     model_name="m")
+
+
+class SlowLoadingEncoder(FakeEncoder):
+    """A fake whose model takes `delay` seconds to load, as a real one takes ~20 s."""
+
+    def __init__(self, delay: float = 0.3, log: list | None = None):
+        super().__init__()
+        self.delay = delay
+        self.log = [] if log is None else log
+
+    def load(self, texts: int = 0) -> None:
+        time.sleep(self.delay)
+        self.log.append(("load", texts))
+
+    def encode(self, texts):
+        assert self.log, "encoded before the model was loaded"
+        return super().encode(texts)
+
+
+def test_the_model_loads_in_its_own_phase_before_encoding(tmp_path, toy_file):
+    log = []
+    encoder = SlowLoadingEncoder(0.3, log)
+    report = build_index([toy_file], tmp_path / "ix", encoder, on_phase=log.append,
+                         on_progress=lambda done, total: log.append((done, total)))
+    assert log == ["loading model", ("load", len(TOY)), "encoding", (len(TOY), len(TOY)),
+                   "encoding passages", "writing index"]
+    assert report.load_seconds >= 0.3 > report.encode_seconds
+    assert report.seconds >= report.load_seconds + report.encode_seconds
+
+
+def test_build_line_counts_papers_per_second_over_encoding_only(run, tmp_path, toy_file,
+                                                                monkeypatch):
+    from ui import cli
+
+    monkeypatch.setattr(cli, "make_encoder", lambda *a, **k: SlowLoadingEncoder(0.5))
+    code, out, _ = run("build", toy_file, "--index", tmp_path / "ix")
+    assert code == 0
+    m = re.search(r"Indexed 5 papers \(0 bad lines skipped, 0 duplicates merged\) in ([\d.]+) s "
+                  r"\(model loaded in ([\d.]+) s; encoded in ([\d.]+) s, ([\d,]+) papers/s\); "
+                  r"index [\d.]+ KB at ", out)
+    assert m, out
+    total, load, encode, speed = (float(g.replace(",", "")) for g in m.groups())
+    assert load >= 0.5 and total >= load and encode < 0.5
+    assert speed > 5 / 0.5  # with the load in it, it could not exceed 10 papers/s
+
+
+def test_progress_bar_names_each_phase(monkeypatch):
+    from rich.console import Console
+
+    from ui import clikit
+
+    screen = io.StringIO()
+    monkeypatch.setattr(clikit, "err", Console(file=screen, force_terminal=True, width=120))
+    with clikit.encode_progress() as (on_progress, on_phase):
+        on_phase("loading model")
+        loading = screen.getvalue()
+        on_phase("encoding")
+        on_progress(3, 10)
+    assert "loading model" in loading and "encoding" not in loading and "/?" not in loading
+    assert "3/10" in screen.getvalue()

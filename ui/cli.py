@@ -121,24 +121,32 @@ def build(
         raise UsageProblem("--vectors needs --model-name: the model that computed them")
     settings = Settings.load(index, model)
     problems = ProblemPrinter()
-    with encode_progress() as on_progress:
+    with encode_progress() as (on_progress, on_phase):
         encoder = None if vectors else make_encoder(settings.model, precision, batch_size,
                                                     backend=backend)
         report = build_index(
             files, settings.index, encoder, strict=strict, on_problem=problems,
-            on_progress=on_progress, index_type=index_type, vectors_path=vectors,
-            model_name=resolve_model(model_name)[0] if model_name else "", float16=float16,
-            with_map=with_map, with_windows=with_windows,
+            on_progress=on_progress, on_phase=on_phase, index_type=index_type,
+            vectors_path=vectors, model_name=resolve_model(model_name)[0] if model_name else "",
+            float16=float16, with_map=with_map, with_windows=with_windows,
         )
     problems.summary()
+    print(_build_summary(report, settings.index))
+
+
+def _build_summary(report, index: Path) -> str:
+    """The line a build ends with; papers/s counts the encoding alone, the model's load
+    and the map are timed apart."""
     indexing = report.seconds - report.map_seconds
-    print(
-        f"Indexed {report.papers:,} papers ({report.skipped:,} bad lines skipped, "
-        f"{report.duplicates:,} duplicates merged) in {indexing:.1f} s "
-        f"({report.papers / max(indexing, 1e-9):,.0f} papers/s)"
-        + (f", map in {report.map_seconds:.1f} s" if report.map_seconds else "")
-        + f"; index {human_size(report.size_bytes)} at {settings.index}"
-    )
+    parts = [f"model loaded in {report.load_seconds:.1f} s"] if report.load_seconds else []
+    if report.encode_seconds:
+        parts.append(f"encoded in {report.encode_seconds:.1f} s, "
+                     f"{report.papers / report.encode_seconds:,.0f} papers/s")
+    return (f"Indexed {report.papers:,} papers ({report.skipped:,} bad lines skipped, "
+            f"{report.duplicates:,} duplicates merged) in {indexing:.1f} s"
+            + (f" ({'; '.join(parts)})" if parts else "")
+            + (f", map in {report.map_seconds:.1f} s" if report.map_seconds else "")
+            + f"; index {human_size(report.size_bytes)} at {index}")
 
 
 @app.command()

@@ -220,9 +220,10 @@ def _update_locked(files, source, settings, strict, category, since, until, quer
         files = [fetched]
     problems = ProblemPrinter()
     encoder = None if vectors is not None else make_encoder(settings.model, "auto")
-    with encode_progress() as on_progress:
+    with encode_progress() as (on_progress, on_phase):
         report = update_index(files, settings.index, encoder, strict=strict,
-                              on_problem=problems, on_progress=on_progress, vectors_path=vectors)
+                              on_problem=problems, on_progress=on_progress, on_phase=on_phase,
+                              vectors_path=vectors)
     problems.summary()
     if fetched is not None:
         fetched.unlink(missing_ok=True)

@@ -14,12 +14,10 @@ import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -155,10 +153,18 @@ def make_encoder(model: str | None, precision: str = "float32", batch_size: int 
 
 
 
-class _SpeedColumn(ProgressColumn):
+class _EncodingColumn(ProgressColumn):
+    """done/total, papers/s and time left while encoding; nothing in a phase without a
+    count (reading papers, loading the model, writing the index)."""
+
     def render(self, task) -> Text:
+        if task.total is None:
+            return Text("")
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} papers/s" if speed else "-- papers/s")
+        left = task.time_remaining
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f}  "
+                    + (f"{speed:,.0f} papers/s" if speed else "-- papers/s")
+                    + (f"  ETA {int(left) // 60}:{int(left) % 60:02d}" if left is not None else ""))
 
 
 def human_size(n: int) -> str:
@@ -171,13 +177,26 @@ def human_size(n: int) -> str:
 
 
 @contextlib.contextmanager
-def encode_progress() -> Iterator:
-    """A progress bar with papers/s and ETA; yields the `on_progress(done, total)` callback."""
-    columns = (TextColumn("encoding"), BarColumn(), MofNCompleteColumn(), _SpeedColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+def encode_progress() -> Iterator[tuple]:
+    """A progress bar named after the phase of a build or update ("loading model",
+    "encoding", ...), with papers/s and ETA while encoding.
+
+    Yields:
+        (on_progress(done, total), on_phase(name)) for `build_index` / `update_index`;
+        each phase starts a fresh bar and clock, so papers/s never counts the load.
+    """
+    columns = (TextColumn("{task.description}"), BarColumn(), _EncodingColumn(),
+               TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("encode", total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+        task = progress.add_task("reading papers", total=None)
+
+        def on_phase(name: str) -> None:
+            nonlocal task
+            progress.remove_task(task)
+            task = progress.add_task(name, total=None)
+            progress.refresh()
+
+        yield (lambda done, total: progress.update(task, completed=done, total=total)), on_phase
 
 
 class ProblemPrinter:
