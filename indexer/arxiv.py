@@ -85,8 +85,12 @@ def entry_record(entry: Any) -> dict[str, Any] | None:
     return record
 
 
-def parse_feed(response: httpx.Response, start: int) -> FeedPage:
-    """Parse one API page; raise Retryable for anything but a good page of results."""
+def parse_feed(response: httpx.Response, start: int, *, paged: bool = True) -> FeedPage:
+    """Parse one API page; raise Retryable for anything but a good page of results.
+
+    `paged`: a page of a search, where no paper before the total means a damaged page;
+    False for an `id_list` answer, where an entry without an arXiv id means no such paper.
+    """
     if looks_like_html(response):
         raise Retryable("got an HTML page instead of an Atom feed")
     feed = feedparser.parse(response.content)
@@ -102,9 +106,29 @@ def parse_feed(response: httpx.Response, start: int) -> FeedPage:
         raise Retryable("feed without opensearch:totalResults")
     total = int(total_text)
     records = [r for r in (entry_record(e) for e in entries) if r]
-    if not records and start < total:
+    if paged and not records and start < total:
         raise Retryable(f"empty page at {start} of {total} results")
     return FeedPage(total, start, records)
+
+
+class NotOnArxiv(FetchError):
+    """arXiv answered that it has no paper with the id asked for."""
+
+
+def fetch_arxiv_paper(polite: Polite, paper_id: str, base_url: str = ARXIV_API_URL
+                      ) -> dict[str, Any]:
+    """The record of one paper, its newest version, by canonical arXiv id (`id_list`).
+
+    Raises:
+        NotOnArxiv: arXiv has no such paper (an empty answer).
+        FetchError: the request failed (Throttled, Unreachable: see `Polite.get`).
+    """
+    page = polite.get(base_url, {"id_list": paper_id, "max_results": 1},
+                      check=lambda r: parse_feed(r, 0, paged=False))
+    found = [r for r in page.records if r["id"] == paper_id]
+    if not found:
+        raise NotOnArxiv(f"arXiv has no paper {paper_id}")
+    return found[0]
 
 
 def _split(window: list[str]) -> list[list[str]] | None:

@@ -32,18 +32,49 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"papersift/{__version__} (local-first paper search; polite client)"
 RETRY_STATUS = {429, 500, 502, 503, 504}
+THROTTLE_STATUS = {429, 503}  # how arXiv and Hugging Face say "slow down"
 
 
 class FetchError(PapersiftError):
     """A source that could not be fetched (after retries, or a permanent error)."""
 
 
-class Retryable(Exception):
-    """A transient failure: throttling, a server error, a timeout or a damaged body."""
+class Throttled(FetchError):
+    """The service kept throttling (HTTP 429 or 503), or asked for a longer wait than the
+    caller allows. `retry_after`: its last Retry-After in seconds (None: it gave none)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unreachable(FetchError):
+    """No connection to the service at all: offline, refused, or a host that is unknown."""
+
+
+class Retryable(Exception):
+    """A transient failure: throttling, a server error, a timeout or a damaged body.
+
+    `status` is the HTTP status that caused it, `unreachable` says no connection was made.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, *,
+                 status: int | None = None, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.status = status
+        self.unreachable = unreachable
+
+    def giving_up(self, url: str, attempts: int) -> FetchError:
+        """The error to raise when no attempt is left (or the wait asked is too long)."""
+        message = f"{url}: giving up after {attempts} attempt{'' if attempts == 1 else 's'}: {self}"
+        if self.status in THROTTLE_STATUS:
+            wait = (f"; the server asks to wait {self.retry_after:.0f} s"
+                    if self.retry_after is not None else "")
+            return Throttled(message + wait, self.retry_after)
+        if self.unreachable:
+            return Unreachable(message + " (offline?)")
+        return FetchError(message)
 
 
 def make_client(timeout: float = 60.0, headers: Mapping[str, str] | None = None) -> httpx.Client:
@@ -132,12 +163,14 @@ class Polite:
         `check` raises `Retryable` for a body that must be fetched again.
 
         Raises:
-            FetchError: a permanent HTTP error, or still failing after every attempt.
+            FetchError: a permanent HTTP error, or still failing after every attempt:
+                Throttled for HTTP 429/503 (also at once when its Retry-After exceeds
+                `max_wait`), Unreachable when no connection could be made.
         """
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(Retryable),
+            retry=tenacity.retry_if_exception(self._worth_retrying),
             sleep=self.sleep,
             before_sleep=self._log_retry,
             reraise=True,
@@ -145,7 +178,12 @@ class Polite:
         try:
             return retrying(self._get_once, url, params, check)
         except Retryable as e:
-            raise FetchError(f"{url}: giving up after {self.attempts} attempts: {e}") from None
+            raise e.giving_up(url, retrying.statistics.get("attempt_number", 1)) from None
+
+    def _worth_retrying(self, error: BaseException) -> bool:
+        """A transient failure, unless the server asks for a longer wait than `max_wait`:
+        that is honoured by giving up (Throttled says how long), not by asking early."""
+        return isinstance(error, Retryable) and (error.retry_after or 0.0) <= self.max_wait
 
     def _get_once(self, url, params, check):
         self._wait_turn()
@@ -156,11 +194,14 @@ class Polite:
             raise FetchError(f"{url}: not a usable http(s) URL ({e})") from None
         except httpx.TimeoutException as e:
             raise Retryable(f"timed out ({type(e).__name__})") from None
+        except httpx.ConnectError as e:
+            raise Retryable(f"cannot connect ({e})", unreachable=True) from None
         except httpx.TransportError as e:
             raise Retryable(f"connection failed ({e})") from None
         if response.status_code in RETRY_STATUS:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
-            raise Retryable(f"HTTP {response.status_code}", retry_after=wait)
+            raise Retryable(f"HTTP {response.status_code}", retry_after=wait,
+                            status=response.status_code)
         if response.status_code >= 400:
             raise FetchError(f"{response.url}: HTTP {response.status_code}: "
                              f"{response.text[:200].strip()}")

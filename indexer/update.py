@@ -8,10 +8,12 @@ atomically, so readers keep answering from the old one until the switch.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,14 +28,15 @@ from indexer.build import (
     load_model,
 )
 from indexer.encoder import Encoder
-from indexer.errors import IndexNotFound, PapersiftError
+from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError
 from indexer.readers import Problem
-from indexer.records import Paper
+from indexer.records import Paper, canonical_id, is_arxiv_id
 from indexer.store import (
     IMPORTED,
     MAP_DIR,
     ModelInfo,
     check_model,
+    fetch_dir,
     generations,
     open_index,
     read_manifest,
@@ -222,3 +225,69 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, on_ph
                            vectors_name=Path(vectors_path).name if vectors_path else build.get("vectors"))
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)
+
+
+
+def add_arxiv_paper(index_root: str | Path, arxiv_id: str, encoder: Encoder, *,
+                    client: Any = None, base_url: str | None = None,
+                    attempts: int = 2) -> Paper:
+    """Fetch one paper from arXiv and add it to the index, as `update --from arxiv` would.
+
+    The id may be any form people paste (2401.00001v2, arXiv:2401.00001, an abs or pdf
+    URL, hep-th/9901001); the newest version is fetched. A paper the index already has is
+    returned without any request. Otherwise the writer lock is taken before the request,
+    and the paper goes in through `update_index`: a new generation, switched atomically.
+
+    Args:
+        index_root: the index folder.
+        encoder: the index's model (the one `update` uses).
+        client: the httpx.Client to use; None makes a polite one for this call.
+        base_url: the arXiv API (`Settings.source_url("arxiv")`); None: arXiv's own.
+        attempts: tries of the one request (throttling, 5xx, no connection).
+
+    Returns:
+        The paper as the index now stores it.
+
+    Raises:
+        InvalidQuery: not an arXiv id or URL, before any request.
+        IndexLocked: another process is writing the index, before any request.
+        NotOnArxiv: arXiv has no such paper.
+        Throttled: HTTP 429/503 (`retry_after`: when arXiv says to try again).
+        Unreachable: no connection (offline).
+        FetchError: any other failed request (HTTP 404, 5xx after `attempts`).
+        PapersiftError: as `update_index` (no index there, another model, ...).
+        On any of these, nothing stored has changed.
+    """
+    from indexer.arxiv import ARXIV_API_URL, fetch_arxiv_paper
+    from indexer.fetch import Polite, ResumableJsonl, make_client
+
+    paper_id = canonical_id(arxiv_id) if isinstance(arxiv_id, str) else ""
+    if not is_arxiv_id(paper_id):
+        raise InvalidQuery(f"not an arXiv id or URL: {str(arxiv_id)[:80]!r} (like 2401.00001 "
+                           "or https://arxiv.org/abs/2401.00001)", field="arxiv_id")
+    root = Path(index_root)
+    if (stored := _stored_paper(root, paper_id)) is not None:
+        return stored
+    with writer_lock(root):
+        with contextlib.nullcontext(client) if client is not None else make_client() as http:
+            polite = Polite(http, attempts=attempts, backoff=3.0, max_wait=10.0)
+            record = fetch_arxiv_paper(polite, paper_id, base_url or ARXIV_API_URL)
+        sink = ResumableJsonl(fetch_dir(root) / f"arxiv-{paper_id.replace('/', '-')}.jsonl")
+        sink.begin({"source": "arxiv", "id_list": paper_id})
+        sink.checkpoint([record], {})
+        fetched = sink.finish()
+        try:
+            update_index([fetched], root, encoder)
+        finally:
+            fetched.unlink(missing_ok=True)
+    return _stored_paper(root, paper_id)
+
+
+def _stored_paper(root: Path, paper_id: str) -> Paper | None:
+    """The paper `paper_id` as the served generation stores it, or None."""
+    handle = open_index(root)
+    try:
+        row = handle.papers.row_of(paper_id)
+        return None if row is None else handle.papers.papers([row])[row]
+    finally:
+        handle.close()

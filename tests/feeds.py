@@ -1,9 +1,15 @@
-"""Answers shaped like the real services', made from bundled papers, for fetch tests."""
+"""Answers shaped like the real services', made from bundled papers, for fetch tests, and
+the local servers that give them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+from collections.abc import Iterator
 from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "demo-arxiv-2k.jsonl"
@@ -72,3 +78,40 @@ def hf_items(papers: list[dict], upvotes: int = 5) -> list[dict]:
                        "publishedAt": p["listing_date"] + "T00:00:00.000Z",
                        "upvotes": upvotes + i, "ai_keywords": ["kw"]},
              "numComments": i, "title": p["title"]} for i, p in enumerate(papers)]
+
+
+class FakeService(BaseHTTPRequestHandler):
+    """A quiet request handler for a fake service; `answer` sends one whole response."""
+
+    def answer(self, status: int, body: bytes, kind: str = "text/plain",
+               headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def local_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on 127.0.0.1 from a thread; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (a service that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

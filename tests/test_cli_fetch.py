@@ -1,21 +1,19 @@
 """`papersift fetch` and `papersift update --from` against a local HTTP server on 127.0.0.1."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.feeds import atom_page, bundled_papers, hf_items, oai_page
+from tests.feeds import FakeService, atom_page, bundled_papers, hf_items, local_server, oai_page
 from tests.test_cli import papersift
 
 NEW = bundled_papers(25, skip=300)  # not in the 300-paper test index
 KNOWN = bundled_papers(3)  # already in it
 
 
-class FakeServices(BaseHTTPRequestHandler):
+class FakeServices(FakeService):
     log: list = []
 
     def do_GET(self):  # noqa: N802 - http.server's name
@@ -34,23 +32,13 @@ class FakeServices(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
             return
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.answer(200, body, kind)
 
 
 @pytest.fixture(scope="module")
 def services():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeServices)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with local_server(FakeServices) as url:
+        yield url
 
 
 def test_fetch_arxiv_is_spaced_and_complete(services, tmp_path):

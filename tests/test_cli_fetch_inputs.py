@@ -3,11 +3,11 @@ one line and exit 2 before any request (or lock, or file); a planted link at the
 one line and exit 1, never followed. In-process (`ui.cli.main`) against a local HTTP
 server that only counts requests."""
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from tests.feeds import local_server
 from ui.cli import main
 
 
@@ -24,11 +24,8 @@ class Counting(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Counting)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_server(Counting) as url:
+        yield url
 
 
 @pytest.fixture
