@@ -10,6 +10,7 @@ import datetime as dt
 import html
 import re
 import smtplib
+import string
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -159,24 +160,68 @@ def _short(abstract: str, limit: int = 400) -> str:
     return abstract if len(abstract) <= limit else abstract[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def _md_escape(text: str) -> str:
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", " ".join(str(text).split()))
+# Where CommonMark and GFM read a character as markup (see `_md_text`).
+_ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};)")
+_CLOSING_HASHES = re.compile(r"(?:^|\s)(#+)\s*$")  # would end an ATX heading
+_BLOCK_START = re.compile(r"[#>+=`~*_-]|[0-9]{1,9}(?=[.)])")  # heading, quote, list, rule, fence
+_PUNCT = frozenset(string.punctuation)
+
+
+def _inline_markup(ch: str, before: str, after: str) -> bool:
+    """Whether `ch` between `before` and `after` ("" at an end of the text, where the
+    digest's own markup may follow) could open or close Markdown markup."""
+    if ch in "`[]":  # code spans; link and image brackets
+        return True
+    if ch == "\\":  # escapes the next punctuation (or the link text's closing bracket)
+        return after == "" or after in _PUNCT
+    if ch in "*~":  # emphasis and strikethrough, unless spaces on both sides
+        return not (before.isspace() and after.isspace())
+    if ch == "_":  # as `*`, except inside a word (snake_case stays as written)
+        return not ((before.isalnum() and after.isalnum())
+                    or (before.isspace() and after.isspace()))
+    if ch == "<":  # an HTML tag, comment or autolink
+        return after != "" and after.isascii() and (after.isalpha() or after in "/!?")
+    return False
+
+
+def _md_text(text: str, line_start: bool = False) -> str:
+    """`text` on one line for the Markdown digest, shown literally by any viewer.
+
+    Only what CommonMark or GFM would read as markup at that position gets a backslash:
+    brackets and backticks, `*`/`_`/`~` that could open or close emphasis, `<` before a
+    tag, `&` of an entity, a closing `#` run, and with `line_start` a block marker at the
+    start (`#`, `>`, `-`, `1.` ...). `Min-$k$%`, `snake_case` and `a < b` stay as they
+    are; `$` is not Markdown (a math-aware viewer shows the author's LaTeX).
+    """
+    text = " ".join(str(text).split())
+    marked = {m.start() for m in _ENTITY.finditer(text)}
+    if m := _CLOSING_HASHES.search(text):
+        marked.add(m.start(1))
+    if line_start and (m := _BLOCK_START.match(text)):
+        marked.add(m.end() if m.group().isdigit() else 0)
+    out = []
+    for i, ch in enumerate(text):
+        before, after = text[i - 1:i], text[i + 1:i + 2]
+        if i in marked or _inline_markup(ch, before, after):
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
 
 
 def to_markdown(d: Digest) -> str:
-    lines = [f"# {_md_escape(d.title)}", "",
+    lines = [f"# {_md_text(d.title)}", "",
              f"{len(d.hits)} papers published {d.since} to {d.until}, best match to "
-             f"{_md_escape(d.basis)} first.", ""]
+             f"{_md_text(d.basis)} first.", ""]
     if not d.hits:
         lines.append("No new papers in this window.")
     for h in d.hits:
         p = h.paper
-        title = _md_escape(p.title or p.id)
+        title = _md_text(p.title or p.id)
         link = _safe_link(h)
         lines.append(f"{h.rank}. **[{title}]({link})**" if link else f"{h.rank}. **{title}**")
-        lines.append(f"   {_md_escape(_meta(p))}")
+        lines.append(f"   {_md_text(_meta(p), line_start=True)}")
         if p.abstract:
-            lines.append(f"   {_md_escape(_short(p.abstract))}")
+            lines.append(f"   {_md_text(_short(p.abstract), line_start=True)}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

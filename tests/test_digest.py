@@ -8,32 +8,28 @@ import threading
 import pytest
 
 from indexer.errors import InvalidQuery
-from search import Searcher
+from indexer.records import Paper
+from search import Hit, Searcher
 from search.digest import (
+    Digest,
     DigestError,
     check_address,
     check_line,
     make_digest,
     parse_smtp,
     send,
+    title_for,
     to_html,
     to_markdown,
     window,
     write,
 )
 from tests.conftest import write_jsonl
+from tests.feeds import free_port
 
 EVIL = {"id": "2406.00666", "title": "<script>alert(1)</script> Diffusion [x](javascript:1)",
         "abstract": "diffusion distillation <img src=x onerror=alert(2)> one step sampling",
         "authors": ["Mallory <m@x>"], "categories": ["cs.CV"], "published": "2024-06-06"}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -78,7 +74,10 @@ def test_html_and_markdown_escape_untrusted_text(digest_index, fake_encoder):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'href="https://arxiv.org/abs/2406.00666"' in page
     md = to_markdown(d)
-    assert "<script>" not in md and r"\[x\]\(javascript:1\)" in md
+    assert r"\<script>alert(1)\</script> Diffusion \[x\](javascript:1)" in md
+    shown = rendered(md)  # what a Markdown viewer makes of it: text, no tag, one safe link
+    assert "<script" not in shown and "<img" not in shown and "&lt;script&gt;" in shown
+    assert shown.count("<a ") == 1 and 'href="https://arxiv.org/abs/2406.00666"' in shown
 
 
 def test_digest_input_errors(digest_index, fake_encoder):
@@ -235,3 +234,58 @@ def test_cli_digest_over_a_planted_link_is_one_line_before_any_work(tmp_path, ca
                                        "is written only over a regular file (remove it or choose "
                                        "another --out)\n")
     assert victim.read_text() == "precious" and link.is_symlink()
+
+
+def one_paper_digest(title: str, abstract: str = "", authors=("A. Author",)) -> Digest:
+    paper = Paper(id="2406.00001", title=title, abstract=abstract, authors=tuple(authors),
+                  published="2024-06-01", primary_category="cs.CL",
+                  url="https://arxiv.org/abs/2406.00001")
+    return Digest(title_for(query="q"), 'the query "q"', "2024-06-01", "2024-06-30",
+                  [Hit(1, 0.9, paper)])
+
+
+def rendered(markdown: str) -> str:
+    """The digest as a CommonMark viewer with GFM strikethrough shows it (HTML)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("strikethrough").render(markdown)
+
+
+@pytest.mark.parametrize(("title", "written", "shown"), [
+    ("Min-$k$%", "Min-$k$%", "Min-$k$%"),
+    ("a*b*", r"a\*b\*", "a*b*"),
+    ("[x](javascript:alert(1))", r"\[x\](javascript:alert(1))", "[x](javascript:alert(1))"),
+    ("<script>", r"\<script>", "&lt;script&gt;"),
+    ("_under_", r"\_under\_", "_under_"),
+    ("snake_case and a < b, 5 * 3", "snake_case and a < b, 5 * 3",
+     "snake_case and a &lt; b, 5 * 3"),
+    ("~~gone~~ `code` &amp; C #", r"\~\~gone\~\~ \`code\` \&amp; C \#",
+     "~~gone~~ `code` &amp;amp; C #"),
+    ("ends with a backslash \\", "ends with a backslash \\\\", "ends with a backslash \\"),
+])
+def test_markdown_title_is_literal_with_few_backslashes(title, written, shown):
+    md = to_markdown(one_paper_digest(title))
+    assert f"1. **[{written}](https://arxiv.org/abs/2406.00001)**" in md
+    page = rendered(md)
+    assert f'<a href="https://arxiv.org/abs/2406.00001">{shown}</a>' in page
+    assert page.count("<a ") == 1 and "<em>" not in page and "<del>" not in page
+    assert "<script" not in page and "<code>" not in page
+
+
+@pytest.mark.parametrize(("text", "written"), [
+    ("# not a heading", r"\# not a heading"),
+    ("> not a quote", r"\> not a quote"),
+    ("- not a list", r"\- not a list"),
+    ("1. not a list", r"1\. not a list"),
+    ("2024) not a list", r"2024\) not a list"),
+    ("--- not a rule", r"\--- not a rule"),
+    ("Plain words, 10% of them.", "Plain words, 10% of them."),
+])
+def test_markdown_lines_never_start_a_block(text, written):
+    md = to_markdown(one_paper_digest("Title", abstract=text, authors=[text]))
+    assert f"\n   {written}\n" in md  # the abstract line
+    assert f"\n   {written} · 2024-06-01 · cs.CL\n" in md  # the authors line
+    page = rendered(md)
+    for tag in ("<h1>Title", "<blockquote>", "<ul>", "<hr", "<h2>"):
+        assert tag not in page
+    assert page.count("<ol>") == 1 and page.count("<li>") == 1
