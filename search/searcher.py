@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,8 @@ from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, 
 
 MAX_K = 1000
 SORTS = ("relevance", "newest", "upvotes")
+BROWSE_ORDERS = ("newest", "trending")
+TRENDING_DAYS = 7
 SORT_POOL = 100  # "newest" and "upvotes" reorder the 100 (or k) most relevant papers
 # `similar` and recommendations: the BM25 side queries with the seed papers' most
 # distinctive terms (TF-IDF), fused with the dense side at a fixed weight chosen on
@@ -414,6 +417,54 @@ class Searcher:
             hits.sort(key=lambda h: (h.paper.upvotes or 0, h.score), reverse=True)
         hits = [replace(h, rank=i) for i, h in enumerate(hits[:k], start=1)]
         return (hits, dropped, found) if report else hits
+
+    @cached_property
+    def _upvotes(self) -> np.ndarray:
+        return self.index.papers.upvote_counts()
+
+    @cached_property
+    def has_upvotes(self) -> bool:
+        """Whether any paper carries an upvote count (Hugging Face Papers sources do)."""
+        return bool(np.any(self._upvotes >= 0))
+
+    @cached_property
+    def date_range(self) -> tuple[str, str]:
+        """The first and last publication dates in the index ('' when none is known)."""
+        return self.index.papers.date_range()
+
+    @cached_property
+    def trending_since(self) -> str:
+        """The first day of the trending window: 7 days up to the newest paper's date."""
+        try:
+            newest = parse_date(self.date_range[1])
+        except ValueError:
+            return ""
+        return (newest - datetime.timedelta(days=TRENDING_DAYS - 1)).isoformat()
+
+    def browse(self, filters: Filters | None = None, k: int = 100,
+               order: str = "newest") -> list[Hit]:
+        """The papers to show without a question: the newest passing the filters, or with
+        `order="trending"` the most upvoted of the last 7 days of the index (up to its newest
+        paper's date, as Hugging Face's daily list counts them). Scores are NaN: nothing
+        was matched."""
+        check_k(k)
+        if order not in BROWSE_ORDERS:
+            raise InvalidQuery(f"order must be one of {', '.join(BROWSE_ORDERS)}, got {order!r}")
+        rows = (self.allowed_rows(filters) if filters is not None and filters.active
+                else np.arange(self.count, dtype=np.int64))
+        dates = self._dates[rows]
+        if order == "trending":
+            votes = self._upvotes[rows]
+            start = int(self.trending_since.replace("-", "") or 0)
+            keep = (votes >= 0) & (dates >= start)
+            rows, dates, votes = rows[keep], dates[keep], votes[keep]
+            order_ = np.lexsort((-rows, -dates, -votes))  # most upvoted, then newest
+        else:
+            order_ = np.lexsort((-rows, -dates))  # newest, the last added first on a day
+        picked = rows[order_[:k]]
+        papers = self.index.papers.papers(picked.tolist())
+        return [Hit(rank=i, score=float("nan"), paper=papers[int(r)])
+                for i, r in enumerate(picked, start=1)]
 
     @cached_property
     def _dates(self) -> np.ndarray:

@@ -1,6 +1,11 @@
 """The Streamlit app through streamlit.testing.v1.AppTest, with the real model."""
 
 import datetime as dt
+import html
+import json
+import re
+from html.parser import HTMLParser
+from urllib.parse import quote_plus
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -26,9 +31,70 @@ def all_markdown(at) -> str:
     return "\n".join(m.value for m in at.markdown)
 
 
-def result_ids(at) -> list[str]:
-    """Paper ids of the result cards, in rank order (keys are open-RANK-ID)."""
-    return [b.key.split("-", 2)[2] for b in at.button if b.key and b.key.startswith("open-")]
+def _elements(node):
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from _elements(child)
+
+
+def cards(at, key: str = "cards") -> dict:
+    """The data of a cards element (ui/cards.py): its HTML and the paper ids in order."""
+    for el in _elements(at.main):
+        proto = getattr(el, "proto", None)
+        if getattr(proto, "component_name", "") == "papersift_cards" and proto.id.endswith(
+                "-" + key):
+            return json.loads(proto.json)
+    return {"html": "", "ids": []}
+
+
+def result_ids(at, key: str = "cards") -> list[str]:
+    """Paper ids of the result cards, in rank order."""
+    return cards(at, key)["ids"]
+
+
+class _Anchors(HTMLParser):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict]] = []  # (text, attributes)
+        self._open: dict | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._open = {**dict(attrs), "text": ""}
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._open is not None:
+            self.found.append((self._open.pop("text"), self._open))
+            self._open = None
+
+
+def links(at, key: str = "cards") -> list[tuple[str, str]]:
+    """(text, href) of every in-app link of a cards element, in page order."""
+    return [(t, a["href"]) for t, a in _Anchors(cards(at, key)["html"]).found if "data-nav" in a]
+
+
+def follow(at, href: str) -> None:
+    """What a click on an in-app link does: the view moves to the link's query string."""
+    from ui.cards import state_from_href
+
+    target = state_from_href(href)
+    assert target is not None, href
+    at.query_params.clear()
+    at.query_params.update(target.to_params())
+    at.run()
+    assert not at.exception, at.exception
+
+
+def open_result(at, paper_id: str, key: str = "cards") -> None:
+    """Click a result's title."""
+    hrefs = [h for _, h in links(at, key) if f"paper={quote_plus(paper_id)}" in h
+             and "similar=" not in h]
+    follow(at, hrefs[0])
 
 
 def test_search_shows_ranked_titles_and_puts_the_query_in_the_url(monkeypatch, real_index):
@@ -37,25 +103,31 @@ def test_search_shows_ranked_titles_and_puts_the_query_in_the_url(monkeypatch, r
     assert not at.exception
     ids = result_ids(at)
     assert ids[0] == "2505.13738" and 1 <= len(ids) <= 20  # close matches only
-    title = escape_md("Power Lines: Scaling Laws for Weight Decay and Batch Size in LLM Pre-training")
-    assert at.button(key="open-1-2505.13738").label == f"**1. {title}**"
-    text = all_markdown(at)
-    assert ":blue-badge[cs.LG]" in text and "[PDF](https://arxiv.org/pdf/2505.13738)" in text
+    title = "Power Lines: Scaling Laws for Weight Decay and Batch Size in LLM Pre-training"
+    found = links(at)
+    assert found[0] == (title, "?q=scaling+laws+for+weight+decay+and+batch+size&paper=2505.13738")
+    body = cards(at)["html"]
+    assert '<span class="rank">1.</span>' in body
+    assert '<span class="cat" title="Machine Learning">cs.LG</span>' in body
+    assert 'href="https://arxiv.org/pdf/2505.13738"' in body
     assert at.query_params["q"] == "scaling laws for weight decay and batch size"
+    assert any("Best match first · " in c.value for c in at.caption)
 
 
 def test_pages_of_twenty_up_to_one_hundred(monkeypatch, real_index):
     at = run_app(monkeypatch, real_index)
     at.text_input(key="w_query").input("language models").run()
     first = result_ids(at)
-    at.button(key="next").click().run()
+    follow(at, dict(links(at))["Next →"])
     second = result_ids(at)
     assert at.query_params["page"] == "2"
     assert len(second) == 20 and not set(first) & set(second)
-    assert at.button(key=f"open-21-{second[0]}")
-    at.query_params["page"] = "5"
-    at.run()
-    assert at.button(key="next").disabled
+    assert '<span class="rank">21.</span>' in cards(at)["html"]
+    assert [t for t, _ in links(at)][-6:] == ["← Previous", "1", "3", "4", "5", "Next →"]
+    assert any("21–40 of " in c.value for c in at.caption), [c.value for c in at.caption]
+    follow(at, dict(links(at))["5"])
+    assert "Next →" not in dict(links(at))  # the last page
+    assert 1 <= len(result_ids(at)) <= 20 and '<span class="rank">81.</span>' in cards(at)["html"]
 
 
 def test_each_filter_acts_inside_retrieval(monkeypatch, real_index):
@@ -89,20 +161,21 @@ def test_each_filter_acts_inside_retrieval(monkeypatch, real_index):
 
     at.text_input(key="w_author").input("Nobody Zzyzx").run()
     assert result_ids(at) == []
-    assert "No papers found" in at.info[0].value and "loosen the filters" in at.info[0].value
+    assert "No papers match the filters" in at.info[0].value
+    assert "This index covers 20" in at.info[0].value  # the dates are set: say what it holds
 
 
 def test_paper_page_and_walk_through_related_work(monkeypatch, real_index):
     at = run_app(monkeypatch, real_index)
     at.text_input(key="w_query").input("chunking documents for retrieval augmented generation").run()
     first = result_ids(at)[0]
-    at.button(key=f"open-1-{first}").click().run()
+    open_result(at, first)
     assert at.query_params["paper"] == first
     assert [s.value for s in at.main.subheader] == ["Related work"]
-    related = [b for b in at.button if b.key and b.key.startswith("rel-")]
-    assert len(related) == 10
-    step = related[0].key.removeprefix("rel-")
-    related[0].click().run()
+    related = result_ids(at, "related")
+    assert len(related) == 10 and first not in related
+    step = related[0]
+    open_result(at, step, "related")
     assert at.query_params["paper"] == step
     assert step != first
     at.button(key="back").click().run()
@@ -114,7 +187,7 @@ def test_similar_lists_papers_like_one(monkeypatch, real_index):
     at = run_app(monkeypatch, real_index)
     at.text_input(key="w_query").input("rain forecasting").run()
     first = result_ids(at)[0]
-    at.button(key=f"sim-1-{first}").click().run()
+    follow(at, next(h for t, h in links(at) if t == "Similar"))  # the first card's
     assert at.query_params["similar"] == first
     assert "Papers similar to" in at.main.subheader[0].value
     assert first not in result_ids(at) and len(result_ids(at)) == 20
@@ -175,11 +248,17 @@ def test_hostile_titles_are_shown_as_text(monkeypatch, tmp_path, real_encoder):
     at.text_input(key="w_query").input("hostile alert").run()
     if any(b.key == "everything" for b in at.button):
         at.button(key="everything").click().run()  # every paper, close or not
-    text = all_markdown(at) + "\n".join(b.label for b in at.button)
+    body = cards(at)["html"]
     for t in titles:
-        assert escape_md(t) in text
+        assert html.escape(t) in body
+    assert "<script" not in body and "<img" not in body
+    anchors = _Anchors(body).found
+    assert {t for t, _ in anchors} >= set(titles)  # each title is its link's text
+    assert all(a["href"].startswith(("?", "https://arxiv.org/")) for _, a in anchors)
+    open_result(at, "2401.00000")  # the paper page too
+    text = all_markdown(at) + cards(at, "paper-head")["html"]
+    assert escape_md(titles[0]) in at.header[0].value
     assert "javascript:" not in text.replace("javascript\\:", "")
-    assert "](javascript" not in text
 
 
 def test_engine_loads_once_across_reruns(monkeypatch, real_index_copy):
@@ -201,13 +280,13 @@ def test_engine_loads_once_across_reruns(monkeypatch, real_index_copy):
 def test_match_mode_and_why_this_result(monkeypatch, real_index):
     at = run_app(monkeypatch, real_index)
     at.text_input(key="w_query").input("weight decay batch size scaling").run()
-    whys = [e for e in at.expander if e.label == "Why this result"]
-    assert whys and "Found by" in whys[0].markdown[0].value
-    assert "keywords \\(BM25\\)\\: rank 1" in whys[0].markdown[0].value
+    whys = re.findall(r'<div class="why">(.*?)</div>', cards(at)["html"])
+    assert whys and whys[0].startswith("Found by")
+    assert "keywords (BM25): rank 1" in whys[0]
     at.radio(key="w_mode").set_value("bm25").run()
     assert at.query_params["mode"] == "bm25"
     assert result_ids(at)[0] == "2505.13738"
-    first_why = [e for e in at.expander if e.label == "Why this result"][0].markdown[0].value
+    first_why = re.findall(r'<div class="why">(.*?)</div>', cards(at)["html"])[0]
     assert "meaning" not in first_why
 
 

@@ -10,17 +10,24 @@ cards in `ui/components.py`, the Explore, list and "more like these" pages in
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+import time
+
 import streamlit as st
 
+from indexer.categories import category_name
 from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError, UnknownPaper
+from indexer.records import arxiv_abs_url, parse_date
 from search import Searcher
 from search.lists import ListError
 from search.query import classify
-from ui import explore_views, render
+from ui import cards, explore_views, render
 from ui.components import (
     MODE_LABELS,
     SORT_LABELS,
     from_widgets,
+    go,
     load_engine,
     load_searcher,
     nav_button,
@@ -32,6 +39,11 @@ from ui.settings import Settings
 from ui.state import MAX_RESULTS, ViewState
 
 VIEW_LABELS = {"search": "Search", "explore": "Explore", "lists": "Reading lists"}
+QUESTION_LABEL = "Ask a question, type keywords, or paste an arXiv id, URL or abstract"
+# Less empty space above the search box: more results fit on the first screen.
+COMPACT_CSS = """<style>
+.stMainBlockContainer { padding-top: 2.2rem; }
+</style>"""
 
 
 def show_no_index(settings: Settings, error: IndexNotFound) -> None:
@@ -46,41 +58,91 @@ def show_no_index(settings: Settings, error: IndexNotFound) -> None:
     st.caption(render.escape_md(str(error)))
 
 
-def sidebar(searcher: Searcher) -> None:
+def sidebar(searcher: Searcher, state: ViewState) -> None:
     with st.sidebar:
         st.header("papersift")
         st.caption(f"{searcher.count:,} papers · {render.escape_md(searcher.index.model.name)}")
+        navigation(state)
         st.subheader("Filters")
-        st.date_input("Published since", key="w_since", value=None, on_change=from_widgets)
-        st.date_input("Published until", key="w_until", value=None, on_change=from_widgets)
+        first, last = index_dates(searcher)
+        for key, label in (("w_since", "Published since"), ("w_until", "Published until")):
+            chosen = st.session_state.get(key)
+            st.date_input(label, key=key, on_change=from_widgets, format="YYYY-MM-DD",
+                          min_value=min(first, chosen) if chosen else first,
+                          max_value=max(last, chosen) if chosen else last,
+                          help=f"This index covers {first} to {last}.")
         counts = dict(searcher.categories)
         st.multiselect("Categories", options=list(counts), key="w_cats", on_change=from_widgets,
-                       format_func=lambda c: f"{c} ({counts.get(c, 0):,})")
+                       format_func=lambda c: category_label(c, counts.get(c, 0)))
         st.text_input("Author", key="w_author", on_change=from_widgets,
                       help="A name or part of one: Li, Müller, J Smith, Wei Li.")
-        st.radio("Sort by", options=list(SORT_LABELS), key="w_sort", horizontal=True,
-                 format_func=SORT_LABELS.get, on_change=from_widgets)
+        sorts = [s for s in SORT_LABELS if s != "upvotes" or searcher.has_upvotes]
+        if st.session_state.get("w_sort") not in sorts:
+            st.session_state.w_sort = "relevance"
+        st.radio("Sort by", options=sorts, key="w_sort", horizontal=True,
+                 format_func=SORT_LABELS.get, on_change=from_widgets,
+                 help="Newest and Upvotes reorder the close matches only.")
         st.radio("Match by", options=list(MODE_LABELS), key="w_mode", horizontal=True,
                  format_func=MODE_LABELS.get, on_change=from_widgets,
                  help="Hybrid fuses meaning (dense vectors) and keywords (BM25).")
 
 
+def index_dates(searcher: Searcher) -> tuple[dt.date, dt.date]:
+    """The first and last publication day in the index (today when it knows none)."""
+    days = []
+    for text in searcher.date_range:
+        try:
+            days.append(parse_date(text))
+        except ValueError:
+            days.append(dt.date.today())
+    return days[0], days[1]
+
+
+def category_label(code: str, count: int) -> str:
+    name = category_name(code)
+    return f"{code} · {name} ({count:,})" if name else f"{code} ({count:,})"
+
+
 def navigation(state: ViewState) -> None:
     """Search · Explore · Reading lists (and the "more like these" set once it has papers)."""
     current = "search" if state.view == "more" else state.view
-    cols = st.columns([1, 1, 1.3, 1.9, 3])
-    for col, (name, label) in zip(cols, VIEW_LABELS.items(), strict=False):
-        with col:
-            nav_button(label, ViewState(view=name, query=state.query, like=state.like,
-                                        unlike=state.unlike), key=f"nav-{name}",
-                       type="primary" if name == current and not state.paper else "secondary",
-                       width="stretch")
+    for name, label in VIEW_LABELS.items():
+        nav_button(label, ViewState(view=name, query=state.query, like=state.like,
+                                    unlike=state.unlike), key=f"nav-{name}",
+                   type="primary" if name == current and not state.paper else "secondary",
+                   width="stretch")
     if state.like:
-        with cols[3]:
-            nav_button(f"More like these ({len(state.like)})", state.with_(
-                view="more", paper="", similar="", page=1), key="nav-more", width="stretch",
-                icon=":material/thumb_up:",
-                type="primary" if state.view == "more" else "secondary")
+        nav_button(f"More like these ({len(state.like)})", state.with_(
+            view="more", paper="", similar="", page=1), key="nav-more", width="stretch",
+            icon=":material/thumb_up:", type="primary" if state.view == "more" else "secondary")
+
+
+def feed_page(searcher: Searcher, state: ViewState) -> None:
+    """The home page without a question: the newest papers (filters apply), or with upvotes
+    in the index the week's most upvoted, like Hugging Face's daily list."""
+    if searcher.has_upvotes:
+        tabs = st.columns([1, 1, 6])
+        for col, (feed, label) in zip(tabs, (("newest", "Newest"), ("trending", "Trending")),
+                                      strict=False):
+            with col:
+                nav_button(label, state.with_(feed=feed, page=1), key=f"feed-{feed}",
+                           type="primary" if state.feed == feed else "secondary", width="stretch")
+    feed = state.feed if searcher.has_upvotes else "newest"
+    hits = searcher.browse(state.filters, MAX_RESULTS, feed)
+    if feed == "trending":
+        heading = f"Most upvoted since {searcher.trending_since}"
+    else:
+        heading = "Newest papers" + (" matching the filters" if state.filters.active else "")
+    show_results(hits, state, heading, empty=empty_message(searcher, state))
+
+
+def empty_message(searcher: Searcher, state: ViewState) -> str:
+    """Why a list is empty, naming the dates the index covers when dates are set."""
+    text = "No papers match the filters." if state.filters.active else "No papers found."
+    if state.since or state.until:
+        first, last = searcher.date_range
+        text += f" This index covers {first or '?'} to {last or '?'}."
+    return text
 
 
 def search_page(searcher: Searcher, state: ViewState) -> None:
@@ -90,7 +152,7 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
         title = render.escape_md(render.readable_math(source.title))
         st.subheader(f"Papers similar to {title}")
         hits = searcher.similar(source.id, MAX_RESULTS, state.filters, state.sort)
-        show_results(hits, state, "Most similar first")
+        show_results(hits, state, "Most similar first", empty=empty_message(searcher, state))
     elif state.query:
         kind = classify(state.query)
         if kind.kind == "paper":
@@ -99,8 +161,7 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
                 show_paper(searcher, state.with_(paper=kind.value))
                 return
             except UnknownPaper:
-                st.warning(f"arXiv {render.escape_md(kind.value)} is not in this index; "
-                           "showing papers matching the text instead.")
+                not_in_index(searcher, state, kind.value)
         with st.spinner("Searching…"):
             results = searcher.query(kind.value, MAX_RESULTS, state.filters, state.sort,
                                      state.mode, correct=kind.kind == "text" and not state.verbatim,
@@ -122,13 +183,50 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
                      f"{SORT_LABELS[state.sort].lower()} first")
         if results.below_floor and len(results.hits) < MAX_RESULTS:
             label += " · only close matches"
-        show_results(results.hits, state, label)
+        show_results(results.hits, state, label, empty=empty_message(searcher, state))
         if results.below_floor and len(results.hits) < MAX_RESULTS:
             nav_button("Show less close papers too", state.with_(everything=True, page=1),
                        key="everything", type="tertiary")
     else:
-        st.caption("Search by meaning: ask in plain language, filter in the sidebar, "
-                   "open a paper to walk through its related work, or explore the map.")
+        feed_page(searcher, state)
+
+
+_FETCH_LOCK = threading.Lock()  # arXiv asks for one request per 3 s from a whole process
+_FETCH_SPACING = 3.0
+_last_fetch = [0.0]
+
+
+def not_in_index(searcher: Searcher, state: ViewState, paper_id: str) -> None:
+    """An arXiv id the index lacks: links to it on arxiv.org and a button that fetches it
+    and adds it (the normal update path, under the writer lock)."""
+    links = " · ".join(render.link_md(name, url) for name, url in (
+        ("abstract on arxiv.org", arxiv_abs_url(paper_id)),
+        ("PDF", f"https://arxiv.org/pdf/{paper_id}")) if url)
+    st.warning(f"arXiv {render.escape_md(paper_id)} is not in this index. {links}")
+    if error := st.session_state.pop("fetch_error", ""):
+        st.error(render.escape_md(error))
+    st.button(f"Fetch {paper_id} from arXiv and add it to the index", key="fetch-one",
+              on_click=_fetch_one, args=(searcher, state, paper_id), icon=":material/download:")
+    st.caption("Showing papers matching the text instead.")
+
+
+def _fetch_one(searcher: Searcher, state: ViewState, paper_id: str) -> None:
+    from indexer.update import add_arxiv_paper
+    from ui.clikit import make_encoder
+
+    settings = Settings.load()
+    with _FETCH_LOCK, st.spinner(f"Fetching {paper_id} from arXiv and adding it…"):
+        time.sleep(max(0.0, _last_fetch[0] + _FETCH_SPACING - time.monotonic()))
+        try:
+            paper = add_arxiv_paper(searcher.index.root, paper_id, make_encoder(settings.model),
+                                    base_url=settings.source_url("arxiv"))
+        except PapersiftError as e:
+            st.session_state.fetch_error = f"Could not add {paper_id}: {e}"
+            return
+        finally:
+            _last_fetch[0] = time.monotonic()
+    st.toast(f"Added {render.escape_md(paper.id)} to the index")
+    go(state.with_(query="", paper=paper.id, page=1))
 
 
 def main() -> None:
@@ -147,12 +245,13 @@ def main() -> None:
     if problem := load_engine(str(settings.index), settings.model).problem:
         st.warning("The index was updated but its new version cannot be served; showing the "
                    f"previous one. {render.escape_md(problem)}")
-    sidebar(searcher)
-    navigation(state)
-    if state.view in ("search", "more") or state.paper:
-        st.text_input("Ask a question, type keywords, or paste an arXiv id, URL or abstract",
-                      key="w_query", on_change=from_widgets,
+    sidebar(searcher, state)
+    st.html(COMPACT_CSS)
+    if state.view in ("search", "more", "explore") or state.paper:
+        st.text_input(QUESTION_LABEL, key="w_query", on_change=from_widgets,
                       placeholder="how do I distil a diffusion model into one step?")
+        with st.sidebar:
+            cards.keyboard(QUESTION_LABEL, focus=not state.query and not state.paper)
     try:
         if state.paper:
             show_paper(searcher, state)

@@ -1,26 +1,28 @@
-"""Shared pieces of the app's pages: the view state in the URL, navigation, paper cards.
+"""Shared pieces of the app's pages: the view state in the URL, navigation, results, the
+paper page, the Save and Cite dialogs.
 
-Every page renders papers through `show_hit` and `show_results`, so escaping
-(`ui/render.py`), "Similar", "More like this" and "Save to list" work the same everywhere.
+Every page renders papers through `show_results` (ui/cards.py draws the cards), so
+escaping, "Similar", "More like this", "Save" and "Cite" work the same everywhere.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 import streamlit as st
 
+from indexer.errors import PapersiftError
 from indexer.records import Paper, parse_date
 from search import Hit, Searcher
 from search.engine import Engine
-from search.lists import ListError, ReadingLists
-from ui import render
+from search.lists import ListError, ReadingLists, to_bibtex
+from ui import cards, render
 from ui.settings import Settings
-from ui.state import PAGE_SIZE, ViewState, page_count
+from ui.state import PAGE_SIZE, ViewState
 
 SORT_LABELS = {"relevance": "Relevance", "newest": "Newest", "upvotes": "Upvotes"}
 MODE_LABELS = {"hybrid": "Hybrid", "dense": "Meaning", "bm25": "Keywords"}
-SOURCE_NAMES = {"dense": "meaning (dense vectors)", "bm25": "keywords (BM25)"}
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
@@ -67,8 +69,9 @@ def from_widgets() -> None:
     ss = st.session_state
     current: ViewState = ss.get("applied") or ViewState()
     query = " ".join(ss.get("w_query", current.query).split())
-    if query != current.query:  # a new question always lands on the search results
-        current = current.with_(view="search", cluster=-1, verbatim=False, everything=False)
+    if query != current.query:  # a new question lands on the results (or the map it follows)
+        current = current.with_(view="explore" if current.view == "explore" else "search",
+                                cluster=-1, verbatim=False, everything=False)
     go(current.with_(
         query=query, author=ss.w_author.strip(), sort=ss.w_sort,
         mode=ss.w_mode,
@@ -127,18 +130,26 @@ def save_menu(paper: Paper, key: str, lists: ListsView) -> None:
     if lists.error:
         st.caption(render.escape_md(lists.error))
         return
-    holding = set(lists.holding.get(paper.id, ()))
-    label = "Saved ✓" if holding else "Save"
+    label = "Saved ✓" if lists.holding.get(paper.id) else "Save"
     with st.popover(label, width="stretch"):
-        for i, name in enumerate(lists.names):
-            if name in holding:
-                st.button(f"✓ {render.escape_md(name)} (remove)", key=f"unsave-{key}-{i}", on_click=_unsave,
-                          args=(name, paper.id), type="tertiary")
-            else:
-                st.button(f"Add to {render.escape_md(name)}", key=f"save-{key}-{i}", on_click=_save,
-                          args=(name, paper), type="tertiary")
-        st.text_input("New list", key=f"newlist-{key}", placeholder="Name a new list",
-                      on_change=_save_new, args=(f"newlist-{key}", paper))
+        save_options(paper, key, lists)
+
+
+def save_options(paper: Paper, key: str, lists: ListsView) -> None:
+    """Add to or remove from each list, or start a new list."""
+    if lists.error:
+        st.caption(render.escape_md(lists.error))
+        return
+    holding = set(lists.holding.get(paper.id, ()))
+    for i, name in enumerate(lists.names):
+        if name in holding:
+            st.button(f"✓ {render.escape_md(name)} (remove)", key=f"unsave-{key}-{i}",
+                      on_click=_unsave, args=(name, paper.id), type="tertiary")
+        else:
+            st.button(f"Add to {render.escape_md(name)}", key=f"save-{key}-{i}", on_click=_save,
+                      args=(name, paper), type="tertiary")
+    st.text_input("New list", key=f"newlist-{key}", placeholder="Name a new list",
+                  on_change=_save_new, args=(f"newlist-{key}", paper))
     if error := st.session_state.pop("list_error", ""):
         st.warning(render.escape_md(error))
 
@@ -152,110 +163,90 @@ def like_buttons(paper: Paper, state: ViewState, key: str) -> None:
                state.with_(like=like, unlike=tuple(x for x in state.unlike if x != paper.id)),
                key=f"like-{key}", width="stretch", type="primary" if liked else "secondary",
                icon=":material/thumb_up:")
-    if state.view == "more":
-        disliked = paper.id in state.unlike
-        unlike = tuple(x for x in state.unlike if x != paper.id) if disliked else (
-            *state.unlike, paper.id)
-        nav_button("Not this" if not disliked else "Unwanted",
-                   state.with_(unlike=unlike, like=tuple(x for x in state.like if x != paper.id)),
-                   key=f"unlike-{key}", width="stretch", icon=":material/thumb_down:")
 
 
 # ---------------------------------------------------------------- cards
 
 
-def meta_line(paper: Paper, score: float | None = None, authors: bool = True) -> str:
-    parts = [render.authors_line(paper.authors) if authors else "", paper.published]
-    if paper.upvotes is not None:
-        parts.append(f"▲ {paper.upvotes}")
-    if score is not None:
-        parts.append(f"score {score:.3f}")
-    return " · ".join(render.escape_md(p) for p in parts if p)
-
-
-def badges_and_links(paper: Paper) -> str:
-    links = " · ".join(f"[{name}]({url})" for name, url in render.paper_links(paper).items())
-    return "  ".join(x for x in (render.category_badges(paper), links) if x)
-
-
-def show_hit(hit: Hit, state: ViewState, lists: ListsView) -> None:
-    paper = hit.paper
-    key = f"{hit.rank}-{paper.id}"
-    with st.container(border=True):
-        title = render.escape_md(render.readable_math(paper.title or paper.id))
-        nav_button(f"**{hit.rank}. {title}**", state.with_(paper=paper.id), key=f"open-{key}",
-                   type="tertiary")
-        st.caption(meta_line(paper, hit.score))
-        abstract = render.readable_math(paper.abstract)
-        short = render.preview(abstract)
-        if short:
-            st.markdown(render.escape_md(short))
-        left, *right = st.columns([4, 1, 1.4, 1], vertical_alignment="center")
-        with left:
-            if line := badges_and_links(paper):
-                st.markdown(line)
-        with right[0]:
-            nav_button("Similar", state.with_(similar=paper.id, paper="", page=1, view="search"),
-                       key=f"sim-{key}", width="stretch")
-        with right[1]:
-            like_buttons(paper, state, key)
-        with right[2]:
-            save_menu(paper, key, lists)
-        if short != abstract:
-            with st.expander("Full abstract"):
-                st.markdown(render.escape_md(abstract))
-        if hit.sources:
-            with st.expander("Why this result"):
-                st.markdown(why(hit, state.mode))
-
-
-def why(hit: Hit, mode: str) -> str:
-    """Which retrievers found a hit, and at which rank."""
-    found = [f"{SOURCE_NAMES[name]}: rank {rank}" for name, rank in sorted(hit.sources.items())]
-    text = "Found by " + "; ".join(found) + "."
-    if mode == "hybrid" and set(hit.sources) == {"dense"}:
-        text += " Few or no shared keywords: found by meaning alone."
-    elif mode == "hybrid" and set(hit.sources) == {"bm25"}:
-        text += " Not among the closest by meaning: found by its keywords."
-    return render.escape_md(text)
-
-
-def show_results(hits: list[Hit], state: ViewState, heading: str) -> None:
+def show_results(hits: list[Hit], state: ViewState, heading: str, empty: str = "") -> None:
+    """A page of result cards (ui/cards.py) under a caption that counts what is shown."""
     if not hits:
         hint = " or loosen the filters" if state.filters.active else ""
-        st.info(f"No papers found. Try other words{hint}.")
+        st.info(empty or f"No papers found. Try other words{hint}.")
         return
-    pages = page_count(len(hits))
-    page = min(state.page, pages)
-    st.caption(f"{heading} · {len(hits)} papers · page {page} of {pages}")
-    shown = hits[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    shown, page, pages = cards.page_of(hits, state)
+    first = (page - 1) * PAGE_SIZE + 1
+    where = (f"{first}–{first + len(shown) - 1} of {len(hits)}" if pages > 1
+             else f"{len(hits)} {'paper' if len(hits) == 1 else 'papers'}")
+    st.caption(f"{heading} · {where}")
     lists = ListsView.load([h.id for h in shown])
-    for hit in shown:
-        show_hit(hit, state, lists)
-    cols = st.columns([1, 1, 4])
-    with cols[0]:
-        nav_button("← Previous", state.with_(page=page - 1), key="prev", disabled=page <= 1)
-    with cols[1]:
-        nav_button("Next →", state.with_(page=page + 1), key="next", disabled=page >= pages)
+    cards.show_cards(shown, state, saved=set(lists.holding), page=page, pages=pages)
+    open_dialog()
+
+
+def open_dialog() -> None:
+    """The Save or Cite dialog a card asked for (once)."""
+    asked = st.session_state.pop("dialog", None)
+    if not asked:
+        return
+    what, paper_id = asked
+    searcher = load_searcher(str(Settings.load().index), Settings.load().model)
+    try:
+        paper = searcher.paper(paper_id)
+    except PapersiftError:
+        return
+    (save_dialog if what == "save" else cite_dialog)(paper)
+
+
+@st.dialog("Save to a reading list")
+def save_dialog(paper: Paper) -> None:
+    st.markdown(f"**{render.escape_md(render.readable_math(paper.title or paper.id))}**")
+    save_options(paper, "dialog", ListsView.load([paper.id]))
+
+
+@st.dialog("Cite", width="large")
+def cite_dialog(paper: Paper) -> None:
+    st.caption("BibTeX, as reading-list exports write it; the button at the right copies it.")
+    st.code(to_bibtex([paper]), language="bibtex", wrap_lines=True)
 
 
 def show_paper(searcher: Searcher, state: ViewState) -> None:
     paper = searcher.paper(state.paper)
     nav_button("← Back to results", state.with_(paper=""), key="back")
     st.header(render.escape_md(render.readable_math(paper.title or paper.id)))
-    st.markdown(render.escape_md(", ".join(paper.authors)) or "*no authors listed*")
-    st.caption(" · ".join(x for x in (meta_line(paper, authors=False), render.escape_md(paper.id)) if x))
+    names = ", ".join(cards.link(a, author_view(state, a), title=f"Papers by {a}")
+                      for a in paper.authors)  # each name lists that author's papers
+    cards.show_html(f'<div class="authors">{names or "<i>no authors listed</i>"}</div>'
+                    f'<div class="meta">{cards.meta_html(paper, authors=False)} · '
+                    f"{html.escape(paper.id)}</div>", key="paper-head")
     if line := badges_and_links(paper):
         st.markdown(line)
     st.markdown(render.escape_md(render.readable_math(paper.abstract)))
-    left, right, _ = st.columns([1.4, 1, 4])
+    left, mid, right, _ = st.columns([1.4, 1, 1, 3.6])
     with left:
         like_buttons(paper, state, "paper")
-    with right:
+    with mid:
         save_menu(paper, "paper", ListsView.load([paper.id]))
+    with right, st.popover("Cite", width="stretch"):
+        st.code(to_bibtex([paper]), language="bibtex", wrap_lines=True)
     st.subheader("Related work")
-    for hit in searcher.similar(paper.id, k=10):
-        with st.container(border=True):
-            title = render.escape_md(render.readable_math(hit.paper.title or hit.id))
-            nav_button(title, state.with_(paper=hit.id), key=f"rel-{hit.id}", type="tertiary")
-            st.caption(meta_line(hit.paper, hit.score))
+    related = searcher.similar(paper.id, k=10)
+    lists = ListsView.load([h.id for h in related])
+    cards.show_cards(related, state.with_(similar="", page=1), saved=set(lists.holding),
+                     key="related", rank=False)
+    if related:
+        nav_button("Show more related papers →", state.with_(similar=paper.id, paper="", page=1,
+                                                           view="search"),
+                   key="more-related", type="tertiary")
+    open_dialog()
+
+
+def author_view(state: ViewState, author: str) -> ViewState:
+    """The home feed of one author's papers (the other filters kept)."""
+    return ViewState(view="search", author=author[:200], since=state.since, until=state.until,
+                     categories=state.categories)
+
+
+def badges_and_links(paper: Paper) -> str:
+    links = " · ".join(f"[{name}]({url})" for name, url in render.paper_links(paper).items())
+    return "  ".join(x for x in (render.category_badges(paper), links) if x)

@@ -5,7 +5,9 @@
 papers below the relevance floor too; `similar=ID`
 lists papers like one paper; `view=explore` the map, with `cluster=N` one
 cluster; `view=lists` the reading lists, with `list=NAME` one list; `like=ID&unlike=ID` the
-papers a "more like these" ranking starts from, `view=more` that ranking). Values from a URL
+papers a "more like these" ranking starts from, `view=more` that ranking; without a
+question the home feed lists the newest papers, `feed=trending` the most upvoted of the
+last week). Values from a URL
 are untrusted: anything malformed is dropped, never an error.
 """
 
@@ -20,6 +22,7 @@ from search.hybrid import MODES
 from search.searcher import SORTS, Filters
 
 VIEWS = ("search", "explore", "lists", "more")
+FEEDS = ("newest", "trending")
 MAX_LIKED = 50
 PAGE_SIZE = 20
 MAX_RESULTS = 100
@@ -46,6 +49,7 @@ class ViewState:
     unlike: tuple[str, ...] = ()
     verbatim: bool = False  # search the query as typed, without a spelling correction
     everything: bool = False  # also list papers below the relevance floor
+    feed: str = "newest"  # the home page without a question: "newest" or "trending"
 
     @property
     def filters(self) -> Filters:
@@ -89,6 +93,8 @@ class ViewState:
             params["verbatim"] = "1"
         if self.everything:
             params["all"] = "1"
+        if self.feed != "newest":
+            params["feed"] = self.feed
         return params
 
     @classmethod
@@ -126,6 +132,7 @@ class ViewState:
             unlike=tuple(x for x in ids("unlike") if x not in like),
             verbatim=first("verbatim") == "1",
             everything=first("all") == "1",
+            feed=first("feed") if first("feed") in FEEDS else "newest",
         )
 
 
