@@ -1,8 +1,10 @@
 """The app's exploring pages: the map of the field, one cluster, reading lists, and
 "more like these".
 
-The map is a plotly scatter of the stored layout (indexer/atlas.py), one trace per
-cluster; a click on a point opens that paper. Titles reach plotly HTML-escaped.
+The map is a plotly scatter of the stored layout (indexer/atlas.py) built in
+`ui/explore_map.py`: the papers passing the sidebar filters in their topics' colours, the
+rest in grey, the question's best results circled and numbered; a click on a point opens
+that paper.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import numpy as np
 import streamlit as st
 
 from indexer.errors import PapersiftError
-from search import Hit, Searcher
+from search import Filters, Hit, Searcher
 from search.lists import ListError, import_bibtex, to_bibtex, to_csv
 from ui import render
 from ui.components import go, nav_button, reading_lists, show_results
+from ui.explore_map import map_figure
 from ui.state import MAX_RESULTS, ViewState
 
 MAX_POINTS = 20_000  # drawn on the map; larger corpora show an even sample per cluster
@@ -27,60 +30,34 @@ HIGHLIGHT = 20
 # ---------------------------------------------------------------- the map
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the map…")
-def map_points(generation: str, _searcher: Searcher) -> dict:
-    """Rows drawn on the map, their escaped hover titles and ids (cached per generation)."""
+@st.cache_resource(max_entries=8, show_spinner="Loading the map…")
+def map_points(generation: str, filters: Filters, _searcher: Searcher) -> dict:
+    """What the map draws for one generation and filter set (cached): `rows` in colour
+    (the papers passing the filters, an even sample past MAX_POINTS) with their escaped
+    hover titles and ids, `faint` rows in grey (the others, as far as the budget allows)
+    and `passing`, how many papers pass the filters."""
     atlas = _searcher.atlas()
-    rows = np.arange(_searcher.count)
-    if len(rows) > MAX_POINTS:  # the same even sample every time: a seeded draw per cluster
-        rng = np.random.default_rng(0)
-        share = MAX_POINTS / len(rows)
-        rows = np.sort(np.concatenate([
-            rng.choice(members, max(1, round(len(members) * share)), replace=False)
-            for members in (np.flatnonzero(atlas.clusters == c) for c in range(len(atlas.labels)))
-            if len(members)]))
+    every = np.arange(_searcher.count)
+    allowed = _searcher.allowed_rows(filters) if filters.active else every
+    rows = _even_sample(allowed, atlas.clusters, MAX_POINTS)
+    faint = _even_sample(np.setdiff1d(every, allowed), atlas.clusters, MAX_POINTS - len(rows))
     papers = _searcher.index.papers.papers(rows.tolist())
-    return {"rows": rows,
+    return {"rows": rows, "faint": faint, "passing": len(allowed),
             "hover": [html.escape(render.preview(papers[int(r)].title, 100)) for r in rows],
             "ids": [papers[int(r)].id for r in rows]}
 
 
-def map_figure(atlas, points: dict, highlight: list[tuple[int, str, str]], query: str):
-    import plotly.graph_objects as go_
-    from plotly.colors import qualitative
-
-    palette = qualitative.Dark24 + qualitative.Light24  # 48 distinct colours, one per topic
-    rows = points["rows"]
-    fig = go_.Figure()
-    scatter = go_.Scattergl if len(rows) > 5000 else go_.Scatter
-    for c, label in enumerate(atlas.labels):
-        mask = atlas.clusters[rows] == c
-        if not mask.any():
-            continue
-        picked = rows[mask]
-        fig.add_trace(scatter(
-            x=atlas.coords[picked, 0], y=atlas.coords[picked, 1], mode="markers",
-            name=html.escape(f"{c + 1}. {label}"),
-            marker={"size": 5, "opacity": 0.75, "color": palette[c % len(palette)]},
-            customdata=[points["ids"][i] for i in np.flatnonzero(mask)],
-            hovertext=[points["hover"][i] for i in np.flatnonzero(mask)],
-            hovertemplate="%{hovertext}<extra>" + html.escape(f"{c + 1}. {label}"[:40]) + "</extra>",
-        ))
-    if highlight:
-        rows_h = [r for r, _, _ in highlight]
-        fig.add_trace(go_.Scatter(
-            x=atlas.coords[rows_h, 0], y=atlas.coords[rows_h, 1], mode="markers+text",
-            name=html.escape(f"results for “{query[:40]}”"),
-            marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": "black"}},
-            text=[str(i) for i in range(1, len(rows_h) + 1)], textposition="top center",
-            customdata=[pid for _, pid, _ in highlight],
-            hovertext=[html.escape(render.preview(t, 100)) for _, _, t in highlight],
-            hovertemplate="%{text}. %{hovertext}<extra></extra>",
-        ))
-    fig.update_layout(height=640, margin={"l": 0, "r": 0, "t": 10, "b": 0}, clickmode="event+select",
-                      dragmode="pan", legend={"itemsizing": "constant", "font": {"size": 11}},
-                      xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
-    return fig
+def _even_sample(rows: np.ndarray, clusters: np.ndarray, budget: int) -> np.ndarray:
+    """`rows` if they fit the budget, else the same seeded share of each cluster's rows."""
+    if len(rows) <= budget:
+        return rows
+    if budget <= 0:
+        return rows[:0]
+    rng = np.random.default_rng(0)
+    share = budget / len(rows)
+    groups = [rows[clusters[rows] == c] for c in np.unique(clusters[rows])]
+    return np.sort(np.concatenate([rng.choice(g, max(1, round(len(g) * share)), replace=False)
+                                   for g in groups]))
 
 
 def _open_clicked(state: ViewState) -> None:
@@ -120,32 +97,45 @@ def explore_page(searcher: Searcher, state: ViewState) -> None:
     if 0 <= state.cluster < len(atlas.labels):
         cluster_page(searcher, atlas, state)
         return
-    sizes = atlas.sizes
     st.subheader("Map of the field")
-    points = map_points(str(searcher.index.generation), searcher)
+    points = map_points(str(searcher.index.generation), state.filters, searcher)
     highlight = []
     if state.query:
         hits = searcher.search(state.query, HIGHLIGHT, state.filters, mode=state.mode)
         rows = searcher.rows_of([h.id for h in hits])
         highlight = [(rows[h.id], h.id, h.paper.title) for h in hits if h.id in rows]
-    shown = len(points["rows"])
-    note = f"{searcher.count:,} papers in {len(atlas.labels)} topics ({atlas.info.get('method', '?')} layout)"
-    if shown < searcher.count:
-        note += f"; drawing an even sample of {shown:,}"
-    if highlight:
-        note += f"; circled: the {len(highlight)} best results for the question"
-    st.caption(render.escape_md(note) + ". Click a point to open the paper; click a topic in "
-               "the legend to hide it.")
+    st.caption(render.escape_md(_map_note(searcher, atlas, points, state, len(highlight))))
     st.plotly_chart(map_figure(atlas, points, highlight, state.query), key="map",
                     on_select=lambda: _open_clicked(state), selection_mode="points",
                     config={"displaylogo": False, "scrollZoom": True})
     st.subheader("Topics")
-    order = sorted(range(len(atlas.labels)), key=lambda c: -sizes[c])
+    sizes = atlas.sizes
+    passing = np.bincount(atlas.clusters[searcher.allowed_rows(state.filters)],
+                          minlength=len(sizes)) if state.filters.active else sizes
+    order = sorted(range(len(atlas.labels)), key=lambda c: (-passing[c], -sizes[c]))
     cols = st.columns(3)
     for i, c in enumerate(order):
+        count = f"{passing[c]:,} of {sizes[c]:,}" if state.filters.active else f"{sizes[c]:,}"
         with cols[i % 3]:
-            nav_button(f"{c + 1}. {render.escape_md(atlas.labels[c])} ({sizes[c]:,})",
+            nav_button(f"{c + 1}. {render.escape_md(atlas.labels[c])} ({count})",
                        state.with_(cluster=c, page=1), key=f"cluster-{c}", type="tertiary")
+
+
+def _map_note(searcher: Searcher, atlas, points: dict, state: ViewState, circled: int) -> str:
+    """The caption over the map: what is drawn, what passes the filters, what is circled."""
+    note = f"{searcher.count:,} papers in {len(atlas.labels)} topics ({atlas.info.get('method', '?')} layout)"
+    if state.filters.active:
+        note += f"; {points['passing']:,} pass the filters, in colour"
+        note += "; the others in grey" if len(points["faint"]) else ""
+    shown = len(points["rows"])
+    if shown < points["passing"]:
+        note += f"; drawing an even sample of {shown:,}"
+    if circled:
+        note += f"; circled: the {circled} best results for the question"
+    elif state.query:
+        note += "; no close match for the question" + (
+            " passes the filters" if state.filters.active else "")
+    return note + ". Click a point to open the paper; click a topic in the legend to hide it."
 
 
 def cluster_page(searcher: Searcher, atlas, state: ViewState) -> None:
@@ -154,10 +144,14 @@ def cluster_page(searcher: Searcher, atlas, state: ViewState) -> None:
     nav_button("← Back to the map", state.with_(cluster=-1, page=1), key="back-map")
     st.subheader(f"Topic {c + 1}: {render.escape_md(atlas.labels[c])}")
     members = np.flatnonzero(atlas.clusters == c)
+    note = f"Distinctive terms: {', '.join(atlas.terms[c][:8])}"
     if state.filters.active:
+        total = len(members)
         members = np.intersect1d(members, searcher.allowed_rows(state.filters))
-    terms = ", ".join(atlas.terms[c][:8])
-    st.caption(render.escape_md(f"Distinctive terms: {terms}"))
+        note += f". {len(members):,} of its {total:,} papers pass the filters"
+    elif len(members) > MAX_RESULTS:  # else the results' caption gives the count
+        note += f". {len(members):,} papers, the {MAX_RESULTS} most typical below"
+    st.caption(render.escape_md(note))
     if len(members) == 0:
         st.info("No papers of this topic pass the filters.")
         return
@@ -169,10 +163,7 @@ def cluster_page(searcher: Searcher, atlas, state: ViewState) -> None:
     papers = searcher.index.papers.papers(members[order].tolist())
     hits = [Hit(rank=i, score=float(scores[j]), paper=papers[int(members[j])])
             for i, j in enumerate(order, start=1)]
-    label = f"{len(members):,} papers, most typical first"
-    if len(members) > MAX_RESULTS:
-        label += f" (the first {MAX_RESULTS})"
-    show_results(hits, state, label)
+    show_results(hits, state, "Most typical first")  # it counts the papers it lists
 
 
 # ---------------------------------------------------------------- reading lists
@@ -188,7 +179,12 @@ def _create_list() -> None:
     go(ViewState(view="lists", list=made))
 
 
+def _ask_delete(name: str | None) -> None:
+    st.session_state.delete_pending = name
+
+
 def _delete_list(name: str) -> None:
+    st.session_state.pop("delete_pending", None)
     reading_lists().delete(name)
     go(ViewState(view="lists"))
 
@@ -209,7 +205,18 @@ def _import(name: str, searcher: Searcher) -> None:
     found = report.entries - len(report.missing)
     st.session_state.list_note = (f"{upload.name}: {report.entries} entries, {found} found in "
                                   f"the index, {report.added} new in {report.name}.")
+    if report.missing:
+        st.session_state.list_missing = unmatched_note(report.missing)
     go(ViewState(view="lists", list=report.name))
+
+
+def unmatched_note(missing: list, limit: int = 10) -> str:
+    """'Not in this index: key (title); ... and N more.' for BibTeX entries (unescaped)."""
+    named = [f"{e.key} ({render.preview(e.title, 60)})" if e.key and e.title else
+             e.key or render.preview(e.title, 60) or e.arxiv_id or e.doi or "an entry without a key"
+             for e in missing[:limit]]
+    more = f"; and {len(missing) - limit} more" if len(missing) > limit else ""
+    return f"Not in this index ({len(missing)}): " + "; ".join(named) + more + "."
 
 
 def lists_page(searcher: Searcher, state: ViewState) -> None:
@@ -220,6 +227,8 @@ def lists_page(searcher: Searcher, state: ViewState) -> None:
         st.error(render.escape_md(error))
     if note := st.session_state.pop("list_note", ""):
         st.success(render.escape_md(note))
+    if missing := st.session_state.pop("list_missing", ""):
+        st.warning(render.escape_md(missing))
     names = [rl.name for rl in lists]
     left, right = st.columns([2, 3])
     with left:
@@ -255,8 +264,10 @@ def list_detail(searcher: Searcher, state: ViewState) -> None:
         st.download_button("CSV", to_csv(items), file_name=f"{_file_stem(state.list)}.csv",
                            mime="text/csv", key="dl-csv", width="stretch")
     with cols[2]:
-        st.button("Delete list", key="delete-list", on_click=_delete_list, args=(state.list,),
+        st.button("Delete list", key="delete-list", on_click=_ask_delete, args=(state.list,),
                   width="stretch")
+    if st.session_state.get("delete_pending") == state.list:
+        confirm_delete(state.list, len(items))
     known = searcher.rows_of([p.id for p in papers])
     stored = searcher.index.papers.papers(sorted(known.values())) if known else {}
     hits = []
@@ -283,6 +294,20 @@ def list_detail(searcher: Searcher, state: ViewState) -> None:
         st.subheader("Recommended for this list")
         recs = searcher.recommend(list(known), k=10, filters=state.filters)
         show_results(recs, state.with_(page=1), f"More like the {len(known)} papers of this list")
+
+
+def confirm_delete(name: str, count: int) -> None:
+    """The second step of "Delete list": nothing is deleted until this is pressed."""
+    with st.container(border=True):
+        st.markdown(f"Really delete the list **{render.escape_md(name)}** and its {count} "
+                    f"saved {'paper' if count == 1 else 'papers'}? This cannot be undone.")
+        yes, no, _ = st.columns([1, 1, 3])
+        with yes:
+            st.button("Delete it", key="delete-list-confirm", on_click=_delete_list,
+                      args=(name,), type="primary", width="stretch")
+        with no:
+            st.button("Keep it", key="delete-list-cancel", on_click=_ask_delete, args=(None,),
+                      width="stretch")
 
 
 def _remove(name: str, paper_id: str) -> None:
