@@ -6,8 +6,13 @@
 2. First page: `papersift ui` is started on a free port; once its health check answers
    (ready), headless Chromium opens `/?q=...`; launch -> ready and ready -> the first
    result card on screen are measured.
+3. Enter -> results settled (`--browser N`): in the same headless Chromium (1400x1000), a
+   question is typed into the search box and Enter pressed; the time runs until the new
+   first result's title is on screen and no element is stale (Streamlit marks the previous
+   run's elements `data-stale` until the rerun has drawn everything). Works on the app of
+   any commit (old widget cards or the cards element), so before/after pairs are fair.
 
-Usage: python bench/app_latency.py --index DIR [--queries 20]
+Usage: python bench/app_latency.py --index DIR [--queries 20] [--browser 20] [--only-browser]
 """
 
 from __future__ import annotations
@@ -84,11 +89,83 @@ def first_page(index: Path) -> dict:
             "ready_to_first_results_s": round(shown - ready, 1)}
 
 
+# The first result title, wherever it is drawn (cards element in a shadow root, or the old
+# widget cards), and whether any element of the page is still stale.
+_FIND = """
+  const find = (root) => root.querySelector("article.card h3 a, [class*='st-key-open-'] button");
+  let first = find(document);
+  if (!first) {
+    for (const el of document.querySelectorAll('*')) {
+      if (el.shadowRoot && (first = find(el.shadowRoot))) break;
+    }
+  }"""
+_SETTLED = "prev => {" + _FIND + """
+  if (!first || first.innerText === prev) return false;
+  return document.querySelector('[data-stale="true"]') === null
+         && document.querySelector('[data-testid="stStatusWidget"]') === null;
+}"""
+_FIRST_TITLE = "() => {" + _FIND + "\n  return first ? first.innerText : '';\n}"
+
+
+def enter_to_results(index: Path, n: int) -> dict:
+    """Milliseconds from Enter in the search box to the new results settled, per query."""
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "papersift"), "ui", "--port",
+                             str(port), "--index", str(index)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    label = "Ask a question, type keywords, or paste an arXiv id, URL or abstract"
+    took = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            page.goto(f"http://127.0.0.1:{port}/?q=warm+up+the+model")
+            page.wait_for_function(_SETTLED, arg="", polling="raf")
+            box = page.get_by_label(label)
+            for i in range(n + 2):  # two warm-up questions
+                prev = page.evaluate(_FIRST_TITLE)
+                box.fill(QUERIES[i % len(QUERIES)])
+                started = time.perf_counter()
+                box.press("Enter")
+                page.wait_for_function(_SETTLED, arg=prev, polling="raf")
+                if i >= 2:
+                    took.append((time.perf_counter() - started) * 1000)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait()
+    took.sort()
+    return {"questions": n, "enter_to_settled_p50_ms": round(statistics.median(took)),
+            "p95_ms": round(took[int(0.95 * (n - 1))]), "min_ms": round(took[0]),
+            "max_ms": round(took[-1])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--browser", type=int, default=0,
+                        help="also time Enter -> results settled for this many questions")
+    parser.add_argument("--only-browser", action="store_true")
     args = parser.parse_args()
+    if args.browser:
+        print(enter_to_results(args.index, args.browser), flush=True)
+    if args.only_browser:
+        return
     print(first_page(args.index), flush=True)
     print(server_side(args.index, args.queries))
 

@@ -36,7 +36,7 @@ CSS = """
         border-bottom: 1px solid var(--st-border-color, rgba(128,128,128,.25)); }
 .card:last-of-type { border-bottom: none; }
 .title { margin: 0; font-size: 1.08rem; line-height: 1.35; font-weight: 600; }
-.title .rank { color: var(--st-text-color, #262730); opacity: .55; font-weight: 500; margin-right: .3rem; }
+.title .rank { color: var(--st-text-color, #262730); opacity: .55; font-weight: 500; }
 .title a { color: var(--st-link-color, var(--st-primary-color, #1a5fb4)); text-decoration: none; }
 .title a:hover, .title a:focus-visible { text-decoration: underline; }
 .authors { font-size: .95rem; line-height: 1.5; }
@@ -248,7 +248,7 @@ def card_html(hit: Hit, state: ViewState, saved: bool = False, rank: bool = True
     for name, url in render.paper_links(paper).items():
         actions.append(f'<a href="{html.escape(url)}" target="_blank" rel="noopener noreferrer" '
                        f'tabindex="{tab()}">{html.escape(name)}</a>')
-    number = f'<span class="rank">{hit.rank}.</span>' if rank and hit.rank else ""
+    number = f'<span class="rank">{hit.rank}.</span> ' if rank and hit.rank else ""
     parts = [f'<article class="card" data-id="{html.escape(pid)}">',
              f'<h3 class="title">{number}{link(title, state.with_(paper=pid))}</h3>',
              f'<div class="meta">{meta_html(paper, hit.score)}</div>']
