@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ ARXIV_OAI_URL = "https://oaipmh.arxiv.org/oai"
 _CATEGORY = re.compile(r"^[a-z][a-z\-]*(\.[A-Za-z\-]+)?$")
 MAX_PAGE = 2000
 MAX_PER_QUERY = 30000
+ARXIV_SPACING = 3.0  # seconds between single-paper requests of one process (arXiv's rule)
 _OAI = "{http://www.openarchives.org/OAI/2.0/}"
 _ARXIV = "{http://arxiv.org/OAI/arXiv/}"
 
@@ -115,16 +118,27 @@ class NotOnArxiv(FetchError):
     """arXiv answered that it has no paper with the id asked for."""
 
 
+_ONE_AT_A_TIME = threading.Lock()
+_last_single = [float("-inf")]  # when the last single-paper request ended (monotonic)
+
+
 def fetch_arxiv_paper(polite: Polite, paper_id: str, base_url: str = ARXIV_API_URL
                       ) -> dict[str, Any]:
     """The record of one paper, its newest version, by canonical arXiv id (`id_list`).
+    Calls from any thread of the process are serialised and spaced ARXIV_SPACING apart
+    (two sessions of the app pressing "Fetch and add" at once).
 
     Raises:
         NotOnArxiv: arXiv has no such paper (an empty answer).
         FetchError: the request failed (Throttled, Unreachable: see `Polite.get`).
     """
-    page = polite.get(base_url, {"id_list": paper_id, "max_results": 1},
-                      check=lambda r: parse_feed(r, 0, paged=False))
+    with _ONE_AT_A_TIME:  # arXiv asks one request per 3 s of a whole process
+        time.sleep(max(0.0, _last_single[0] + ARXIV_SPACING - time.monotonic()))
+        try:
+            page = polite.get(base_url, {"id_list": paper_id, "max_results": 1},
+                              check=lambda r: parse_feed(r, 0, paged=False))
+        finally:
+            _last_single[0] = time.monotonic()
     found = [r for r in page.records if r["id"] == paper_id]
     if not found:
         raise NotOnArxiv(f"arXiv has no paper {paper_id}")

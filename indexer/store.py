@@ -902,6 +902,20 @@ class PaperTable:
         rows = codes[full] // AUTHOR_SLOTS  # sorted: codes are
         return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
 
+    def exact_author_rows(self, rows: np.ndarray, author: str) -> np.ndarray:
+        """The rows among `rows` with an author whose name is exactly `author` (folded:
+        "Muller" is "Müller"; "Wei Li" is not "Li Wei" nor "Wei Li Chen")."""
+        wanted = name_parts(author)
+        keep = []
+        for start in range(0, len(rows), 900):
+            chunk = [int(r) for r in rows[start : start + 900]]
+            marks = ",".join("?" * len(chunk))
+            for row, names in self._query(f"SELECT row, authors FROM papers WHERE row IN ({marks})",
+                                          chunk):
+                if any(name_parts(n) == wanted for n in json.loads(names)):
+                    keep.append(row)
+        return np.asarray(sorted(keep), dtype=np.int64)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

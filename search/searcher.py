@@ -496,8 +496,12 @@ class Searcher:
                 in_any[self._category_rows(category)] = True
             mask &= in_any
         if filters.author.strip():
+            name, exact = exact_name(filters.author)
+            rows = self.index.papers.rows_matching(author=name)
+            if exact:
+                rows = self.index.papers.exact_author_rows(rows, name)
             by_author = np.zeros(self.count, dtype=bool)
-            by_author[self.index.papers.rows_matching(author=filters.author.strip())] = True
+            by_author[rows] = True
             mask &= by_author
         return np.flatnonzero(mask).astype(np.int64)
 
@@ -658,3 +662,13 @@ class _Found:
     def none(cls) -> _Found:
         empty = np.zeros(0)
         return cls(empty.astype(np.int64), empty, {}, empty, empty, float("-inf"), 0.0)
+
+
+def exact_name(author: str) -> tuple[str, bool]:
+    """An author filter's name, and whether it asks for exactly that name: `"Wei Li"` in
+    double quotes (the app's author links) is Wei Li only; `Wei Li` also finds Li Wei and
+    Wei Li Chen."""
+    author = author.strip()
+    if len(author) > 2 and author[0] == author[-1] == '"':
+        return author[1:-1].strip(), True
+    return author, False

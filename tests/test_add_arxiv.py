@@ -64,8 +64,9 @@ def arxiv():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_log():
+def _fresh_log(monkeypatch):
     FakeArxiv.log.clear()
+    monkeypatch.setattr("indexer.arxiv.ARXIV_SPACING", 0.0)  # spacing has its own test
 
 
 def served(root):
@@ -165,3 +166,30 @@ def test_a_transient_error_is_retried_once_after_a_pause(toy_index, fake_encoder
     paper = add_arxiv_paper(toy_index, "1309.4668", fake_encoder, base_url=f"{arxiv}/flaky/api/query")
     assert paper.id == "1309.4668" and len(FakeArxiv.log) == 2
     assert time.monotonic() - started >= 3.0  # arXiv's 3 s between requests
+
+
+def test_single_paper_requests_are_spaced_across_threads(toy_index, fake_encoder, arxiv,
+                                                         monkeypatch):
+    """Two app sessions pressing "Fetch and add" at once: one request per ARXIV_SPACING."""
+    import threading
+
+    from indexer import arxiv as arxiv_module
+    from indexer.fetch import Polite, make_client
+
+    monkeypatch.setattr(arxiv_module, "ARXIV_SPACING", 0.6)
+    monkeypatch.setattr(arxiv_module, "_last_single", [float("-inf")])  # the first goes at once
+    started = []
+
+    def fetch(pid):
+        with make_client() as client:
+            started.append(time.monotonic())
+            arxiv_module.fetch_arxiv_paper(Polite(client, interval=0), pid, f"{arxiv}/api/query")
+
+    threads = [threading.Thread(target=fetch, args=(pid,)) for pid in ("1309.4668", "2206.06921")]
+    begun = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(FakeArxiv.log) == 2
+    assert time.monotonic() - begun >= 0.6  # the second waited for the first

@@ -11,7 +11,7 @@ from indexer.build import build_index
 from search import Searcher
 from search.lists import ReadingLists
 from tests.conftest import write_jsonl
-from tests.feeds import local_server
+from tests.feeds import free_port, local_server
 from tests.test_add_arxiv import FakeArxiv
 from tests.test_app import cards, follow, links, result_ids, run_app
 from ui.render import escape_md
@@ -55,6 +55,13 @@ def test_home_feed_lists_the_newest_papers_and_filters_apply(monkeypatch, real_i
     assert not any(b.key == "feed-trending" for b in at.button)  # no upvotes in this index
     assert "Upvotes" not in at.radio(key="w_sort").options
 
+    at.query_params.update({"q": "language models", "sort": "upvotes"})  # from another index
+    at.run()
+    assert at.radio(key="w_sort").value == "relevance"
+    assert not any("upvotes first" in c.value for c in at.caption)
+    assert any(c.value.startswith("Best match first") for c in at.caption)
+
+    at.query_params.clear()
     at.query_params.update({"sort": "newest", "cat": "cs.CL"})  # the URL the issue names
     at.run()
     ids = result_ids(at)
@@ -104,7 +111,10 @@ def test_an_empty_date_range_names_the_dates_the_index_covers(monkeypatch, voted
     assert "This index covers 2026-02-18 to 2026-03-10" in at.info[0].value
     since = at.date_input(key="w_since")
     assert since.value == dt.date(2026, 3, 11)  # outside the index, still shown as asked
-    assert since.min == dt.date(2026, 2, 18)
+    assert since.max == dt.date(2026, 3, 11)  # the calendar opens at the index's end or the ask
+    at.query_params.clear()
+    at.run()
+    assert at.date_input(key="w_until").max == dt.date(2026, 3, 10)
 
 
 def test_paper_page_cite_author_links_and_show_more(monkeypatch, voted_index):
@@ -116,7 +126,7 @@ def test_paper_page_cite_author_links_and_show_more(monkeypatch, voted_index):
     authors = links(at, "paper-head")
     assert [t for t, _ in authors] == ["Ada Lovelace", "Author 3"]
     follow(at, authors[0][1])  # an author's name: that author's papers, newest first
-    assert at.query_params["author"] == "Ada Lovelace" and "paper" not in at.query_params
+    assert at.query_params["author"] == '"Ada Lovelace"' and "paper" not in at.query_params
     assert len(result_ids(at)) == 20
 
     at.query_params.clear()
@@ -152,6 +162,13 @@ def test_save_and_cite_dialogs(monkeypatch, voted_index, tmp_path):
 def test_an_arxiv_id_not_in_the_index_can_be_fetched_and_added(monkeypatch, real_index_copy,
                                                               real_encoder):
     monkeypatch.setattr("ui.clikit.make_encoder", lambda *a, **k: real_encoder)
+    monkeypatch.setattr("indexer.arxiv.ARXIV_SPACING", 0.0)
+    monkeypatch.setenv("PAPERSIFT_ARXIV_URL", f"http://127.0.0.1:{free_port()}/api/query")
+    at = run_app(monkeypatch, real_index_copy)  # offline: nothing listens there
+    at.text_input(key="w_query").input("arXiv:1309.4668").run()
+    at.button(key="fetch-one").click().run()
+    assert at.error[0].value == escape_md(
+        "Could not add 1309.4668: arXiv cannot be reached (offline?). Nothing was changed.")
     with local_server(FakeArxiv) as url:
         monkeypatch.setenv("PAPERSIFT_ARXIV_URL", f"{url}/status/503/api/query")
         at = run_app(monkeypatch, real_index_copy)

@@ -117,3 +117,19 @@ def test_names_in_scripts_without_initials_and_names_without_letters(tmp_path):
     assert table.author_rows("Li").tolist() == [1]
     with pytest.raises(InvalidQuery, match="has no letters of a name"):
         Filters(author="...")
+
+
+@pytest.mark.parametrize("query, expected", [
+    ('"Wei Li"', [1]),              # not Li Wei
+    ('"li wei"', [0]),              # folded, in order
+    ('"Jurgen Muller"', [4]),       # accents folded
+    ('"Smith"', []),                # a part alone is not a whole name
+    ('"J. Smith"', [6]),            # not John Smith
+    ('Wei Li', [0, 1]),             # without quotes: every part, either order
+])
+def test_a_quoted_author_is_exactly_that_name(index, query, expected):
+    searcher = Searcher(index)
+    rows = searcher.allowed_rows(Filters(author=query))
+    assert rows.tolist() == expected
+    hits = searcher.browse(Filters(author=query), k=10)
+    assert sorted(int(h.id.split(".")[1]) for h in hits) == expected

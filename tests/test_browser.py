@@ -230,6 +230,19 @@ def test_results_are_dense_links_with_keyboard_access(page, server):
     page.locator("article.card .rank", has_text="21.").wait_for()
     page.wait_for_timeout(300)
     assert page.evaluate("window.scrollY") == 0 and titles_on_screen(page, 1000) >= 6
+    # after a rerun the card's own controls still act once per click (no piled-up handlers)
+    card = page.locator("article.card").first
+    card.locator("button", has_text="Abstract").click()
+    playwright.expect(card).to_have_class("card open")
+    card.locator("button", has_text="Why this result").click()
+    playwright.expect(card.locator(".why")).to_be_visible()
+    card.locator("button", has_text="Cite").click()  # the real path: trigger -> dialog
+    dialog = page.get_by_role("dialog")
+    playwright.expect(dialog).to_contain_text("@misc{")
+    page.keyboard.press("Escape")
+    playwright.expect(dialog).to_have_count(0)
+    card.locator("button", has_text="Save").click()
+    playwright.expect(page.get_by_role("dialog")).to_contain_text("Save to a reading list")
 
 
 def test_home_feed_and_phone_width(page, server):
@@ -237,6 +250,16 @@ def test_home_feed_and_phone_width(page, server):
     page.locator("article.card").first.wait_for()
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == QUESTION_LABEL
     page.get_by_text("Newest papers · 1–20 of").wait_for()
+    # a typed date applies on Enter, and on Tab out of its day
+    page.get_by_role("spinbutton", name="year, Published since").focus()
+    page.keyboard.type("20250101")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**since=2025-01-01**")
+    page.get_by_role("spinbutton", name="year, Published until").focus()
+    page.keyboard.type("20251130")
+    page.keyboard.press("Tab")
+    page.wait_for_url("**until=2025-11-30**")
+    page.get_by_text("Newest papers matching the filters").wait_for()
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(server + "/?q=gaussian+splatting")
     page.locator("article.card").first.wait_for()

@@ -11,8 +11,6 @@ cards in `ui/components.py`, the Explore, list and "more like these" pages in
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 
 import streamlit as st
 
@@ -26,8 +24,8 @@ from ui import cards, explore_views, render
 from ui.components import (
     MODE_LABELS,
     SORT_LABELS,
+    fetch_one,
     from_widgets,
-    go,
     load_engine,
     load_searcher,
     nav_button,
@@ -39,6 +37,7 @@ from ui.settings import Settings
 from ui.state import MAX_RESULTS, ViewState
 
 VIEW_LABELS = {"search": "Search", "explore": "Explore", "lists": "Reading lists"}
+EARLIEST = dt.date(1900, 1, 1)
 QUESTION_LABEL = "Ask a question, type keywords, or paste an arXiv id, URL or abstract"
 # Less empty space above the search box: more results fit on the first screen.
 COMPACT_CSS = """<style>
@@ -64,18 +63,25 @@ def sidebar(searcher: Searcher, state: ViewState) -> None:
         st.caption(f"{searcher.count:,} papers · {render.escape_md(searcher.index.model.name)}")
         navigation(state)
         st.subheader("Filters")
-        first, last = index_dates(searcher)
+        dates = index_dates(searcher)
         for key, label in (("w_since", "Published since"), ("w_until", "Published until")):
+            if dates is None:
+                st.date_input(label, key=key, on_change=from_widgets, format="YYYY-MM-DD",
+                              help="This index has no publication dates.")
+                continue
+            first, last = dates
             chosen = st.session_state.get(key)
+            # The calendar opens on the index's last day, not today; any earlier day can
+            # be typed (a date from the URL past the last day stays as asked).
             st.date_input(label, key=key, on_change=from_widgets, format="YYYY-MM-DD",
-                          min_value=min(first, chosen) if chosen else first,
-                          max_value=max(last, chosen) if chosen else last,
+                          min_value=min(first, EARLIEST), max_value=max(last, chosen or last),
                           help=f"This index covers {first} to {last}.")
         counts = dict(searcher.categories)
         st.multiselect("Categories", options=list(counts), key="w_cats", on_change=from_widgets,
                        format_func=lambda c: category_label(c, counts.get(c, 0)))
         st.text_input("Author", key="w_author", on_change=from_widgets,
-                      help="A name or part of one: Li, Müller, J Smith, Wei Li.")
+                      help='A name or part of one: Li, Müller, J Smith, Wei Li; in double '
+                           'quotes, exactly that name: "Wei Li".')
         sorts = [s for s in SORT_LABELS if s != "upvotes" or searcher.has_upvotes]
         if st.session_state.get("w_sort") not in sorts:
             st.session_state.w_sort = "relevance"
@@ -87,15 +93,13 @@ def sidebar(searcher: Searcher, state: ViewState) -> None:
                  help="Hybrid fuses meaning (dense vectors) and keywords (BM25).")
 
 
-def index_dates(searcher: Searcher) -> tuple[dt.date, dt.date]:
-    """The first and last publication day in the index (today when it knows none)."""
-    days = []
-    for text in searcher.date_range:
-        try:
-            days.append(parse_date(text))
-        except ValueError:
-            days.append(dt.date.today())
-    return days[0], days[1]
+def index_dates(searcher: Searcher) -> tuple[dt.date, dt.date] | None:
+    """The first and last publication day in the index; None when it knows none."""
+    try:
+        first, last = (parse_date(text) for text in searcher.date_range)
+    except ValueError:
+        return None
+    return first, last
 
 
 def category_label(code: str, count: int) -> str:
@@ -130,7 +134,8 @@ def feed_page(searcher: Searcher, state: ViewState) -> None:
     feed = state.feed if searcher.has_upvotes else "newest"
     hits = searcher.browse(state.filters, MAX_RESULTS, feed)
     if feed == "trending":
-        heading = f"Most upvoted since {searcher.trending_since}"
+        heading = ("Most upvoted" + (f" since {searcher.trending_since}"
+                                     if searcher.trending_since else ""))
     else:
         heading = "Newest papers" + (" matching the filters" if state.filters.active else "")
     show_results(hits, state, heading, empty=empty_message(searcher, state))
@@ -141,7 +146,8 @@ def empty_message(searcher: Searcher, state: ViewState) -> str:
     text = "No papers match the filters." if state.filters.active else "No papers found."
     if state.since or state.until:
         first, last = searcher.date_range
-        text += f" This index covers {first or '?'} to {last or '?'}."
+        text += (f" This index covers {first} to {last}." if first and last
+                 else " This index has no publication dates.")
     return text
 
 
@@ -191,11 +197,6 @@ def search_page(searcher: Searcher, state: ViewState) -> None:
         feed_page(searcher, state)
 
 
-_FETCH_LOCK = threading.Lock()  # arXiv asks for one request per 3 s from a whole process
-_FETCH_SPACING = 3.0
-_last_fetch = [0.0]
-
-
 def not_in_index(searcher: Searcher, state: ViewState, paper_id: str) -> None:
     """An arXiv id the index lacks: links to it on arxiv.org and a button that fetches it
     and adds it (the normal update path, under the writer lock)."""
@@ -206,27 +207,8 @@ def not_in_index(searcher: Searcher, state: ViewState, paper_id: str) -> None:
     if error := st.session_state.pop("fetch_error", ""):
         st.error(render.escape_md(error))
     st.button(f"Fetch {paper_id} from arXiv and add it to the index", key="fetch-one",
-              on_click=_fetch_one, args=(searcher, state, paper_id), icon=":material/download:")
+              on_click=fetch_one, args=(searcher, state, paper_id), icon=":material/download:")
     st.caption("Showing papers matching the text instead.")
-
-
-def _fetch_one(searcher: Searcher, state: ViewState, paper_id: str) -> None:
-    from indexer.update import add_arxiv_paper
-    from ui.clikit import make_encoder
-
-    settings = Settings.load()
-    with _FETCH_LOCK, st.spinner(f"Fetching {paper_id} from arXiv and adding it…"):
-        time.sleep(max(0.0, _last_fetch[0] + _FETCH_SPACING - time.monotonic()))
-        try:
-            paper = add_arxiv_paper(searcher.index.root, paper_id, make_encoder(settings.model),
-                                    base_url=settings.source_url("arxiv"))
-        except PapersiftError as e:
-            st.session_state.fetch_error = f"Could not add {paper_id}: {e}"
-            return
-        finally:
-            _last_fetch[0] = time.monotonic()
-    st.toast(f"Added {render.escape_md(paper.id)} to the index")
-    go(state.with_(query="", paper=paper.id, page=1))
 
 
 def main() -> None:
@@ -242,16 +224,21 @@ def main() -> None:
         st.stop()
 
     state = view()
+    if state.sort == "upvotes" and not searcher.has_upvotes:  # a URL from another index
+        state = state.with_(sort="relevance")
     if problem := load_engine(str(settings.index), settings.model).problem:
         st.warning("The index was updated but its new version cannot be served; showing the "
                    f"previous one. {render.escape_md(problem)}")
     sidebar(searcher, state)
     st.html(COMPACT_CSS)
+    with st.sidebar:
+        cards.keyboard(QUESTION_LABEL, focus=not state.query and not state.paper
+                       and state.view in ("search", "explore"))
     if state.view in ("search", "more", "explore") or state.paper:
         st.text_input(QUESTION_LABEL, key="w_query", on_change=from_widgets,
-                      placeholder="how do I distil a diffusion model into one step?")
-        with st.sidebar:
-            cards.keyboard(QUESTION_LABEL, focus=not state.query and not state.paper)
+                      label_visibility="collapsed",  # the placeholder says it; more room
+                      placeholder="Ask a question (how do I distil a diffusion model into one "
+                                  "step?), type keywords, or paste an arXiv id, URL or abstract")
     try:
         if state.paper:
             show_paper(searcher, state)

@@ -108,12 +108,10 @@ export default function(component) {
     next.focus();
     e.preventDefault();
   };
-  root.addEventListener('click', onClick);
-  root.addEventListener('keydown', onKey);
-  return () => {
-    root.removeEventListener('click', onClick);
-    root.removeEventListener('keydown', onKey);
-  };
+  // Streamlit calls this function again on every rerun with the same root: assigned
+  // handlers replace the previous run's (added listeners would pile up and fire N times).
+  root.onclick = onClick;
+  root.onkeydown = onKey;
 }
 """
 
@@ -135,6 +133,24 @@ export default function(component) {
       input.focus();
       input.select();
     });
+    // A typed date applies on Enter, and on Tab out of its last part: Streamlit's date
+    // input commits when the focus moves to an element outside it (not to nothing), so
+    // move it to the page, then on Tab to the next field.
+    document.addEventListener('keydown', (e) => {
+      const t = e.composedPath()[0];
+      const group = t && t.closest && t.closest('[data-testid="stDateInput"]');
+      if (!group || t.getAttribute('role') !== 'spinbutton') return;
+      const tab = e.key === 'Tab' && !e.shiftKey && t.dataset.type === 'day';
+      if (e.key !== 'Enter' && !tab) return;
+      e.preventDefault();
+      document.body.setAttribute('tabindex', '-1');
+      document.body.focus({ preventScroll: true });
+      if (!tab) return;
+      const next = [...document.querySelectorAll('input, button, a[href], [tabindex="0"]')]
+        .find((x) => !group.contains(x) && x.offsetParent !== null
+                     && (group.compareDocumentPosition(x) & Node.DOCUMENT_POSITION_FOLLOWING));
+      if (next) setTimeout(() => next.focus(), 0);
+    }, true);
   }
   if (component.data.focus && !window.__papersiftFocused) {  // focus on load, once
     window.__papersiftFocused = true;
@@ -156,7 +172,7 @@ _KEYS = st.components.v2.component("papersift_keys", js=KEYS_JS)
 
 def keyboard(search_label: str, focus: bool) -> None:
     """"/" focuses the search box labelled `search_label`; with `focus`, it has the focus
-    when the page loads."""
+    when the page loads. Typed dates apply on Enter and Tab."""
     _KEYS(key="keys", data={"label": search_label, "focus": focus}, height=0)
 
 
@@ -183,14 +199,15 @@ def link(label: str, state: ViewState, *, cls: str = "", top: bool = False, **at
             f'href="{html.escape(href(state))}"{extra}>{html.escape(label)}</a>')
 
 
-def meta_html(paper: Paper, score: float | None = None, authors: bool = True) -> str:
+def meta_html(paper: Paper, score: float | None = None, authors: bool = True,
+              category: bool = True) -> str:
     """Authors +N, date, primary category (its name on hover), upvotes, score."""
     parts = []
     if authors and paper.authors:
         parts.append(html.escape(render.authors_line(paper.authors, limit=3)))
     if paper.published:
         parts.append(html.escape(paper.published))
-    if paper.primary_category:
+    if category and paper.primary_category:
         name = category_name(paper.primary_category) or paper.primary_category
         parts.append(f'<span class="cat" title="{html.escape(name)}">'
                      f"{html.escape(paper.primary_category)}</span>")

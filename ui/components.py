@@ -217,8 +217,8 @@ def show_paper(searcher: Searcher, state: ViewState) -> None:
     names = ", ".join(cards.link(a, author_view(state, a), title=f"Papers by {a}")
                       for a in paper.authors)  # each name lists that author's papers
     cards.show_html(f'<div class="authors">{names or "<i>no authors listed</i>"}</div>'
-                    f'<div class="meta">{cards.meta_html(paper, authors=False)} · '
-                    f"{html.escape(paper.id)}</div>", key="paper-head")
+                    f'<div class="meta">{cards.meta_html(paper, authors=False, category=False)}'
+                    f" · {html.escape(paper.id)}</div>", key="paper-head")
     if line := badges_and_links(paper):
         st.markdown(line)
     st.markdown(render.escape_md(render.readable_math(paper.abstract)))
@@ -242,9 +242,40 @@ def show_paper(searcher: Searcher, state: ViewState) -> None:
 
 
 def author_view(state: ViewState, author: str) -> ViewState:
-    """The home feed of one author's papers (the other filters kept)."""
-    return ViewState(view="search", author=author[:200], since=state.since, until=state.until,
-                     categories=state.categories)
+    """The home feed of the papers of exactly this author (the other filters kept)."""
+    return ViewState(view="search", author=f'"{author[:190]}"', since=state.since,
+                     until=state.until, categories=state.categories)
+
+
+@st.cache_resource(show_spinner="Loading the model to encode the new paper…")
+def document_encoder(model: str | None):
+    """The index's model for encoding papers (the query encoder may be a query-only
+    conversion), loaded once per app process, the first time a paper is added."""
+    from ui.clikit import make_encoder
+
+    return make_encoder(model)
+
+
+def fetch_one(searcher: Searcher, state: ViewState, paper_id: str) -> None:
+    """Fetch one arXiv paper and add it to the index, then open its page."""
+    from indexer.fetch import Unreachable
+    from indexer.update import add_arxiv_paper
+
+    settings = Settings.load()
+    with st.spinner(f"Fetching {paper_id} from arXiv and adding it…"):
+        try:
+            paper = add_arxiv_paper(searcher.index.root, paper_id,
+                                    document_encoder(settings.model),
+                                    base_url=settings.source_url("arxiv"))
+        except Unreachable:
+            st.session_state.fetch_error = (f"Could not add {paper_id}: arXiv cannot be "
+                                            "reached (offline?). Nothing was changed.")
+            return
+        except PapersiftError as e:
+            st.session_state.fetch_error = f"Could not add {paper_id}: {e}. Nothing was changed."
+            return
+    st.toast(f"Added {render.escape_md(paper.id)} to the index")
+    go(state.with_(query="", paper=paper.id, page=1))
 
 
 def badges_and_links(paper: Paper) -> str:
