@@ -112,6 +112,9 @@ class Polite:
         attempts: tries per request before giving up.
         backoff: first retry wait in seconds, doubled each time (capped at `max_wait`).
         sleep, clock: injectable for tests.
+        max_bytes, max_seconds: a bound on one answer's size and on the whole time to
+            receive it (a server trickling bytes never trips a per-read timeout); None:
+            unbounded. Used where a person waits on one request.
     """
 
     def __init__(
@@ -123,8 +126,12 @@ class Polite:
         max_wait: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self.client = client
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
         self.interval = interval
         self.attempts = attempts
         self.backoff = backoff
@@ -189,7 +196,9 @@ class Polite:
         self._wait_turn()
         self.requests += 1
         try:
-            response = self.client.get(url, params=params)
+            response = (self.client.get(url, params=params)
+                        if self.max_bytes is None and self.max_seconds is None
+                        else self._bounded_get(url, params))
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:  # no retry can mend a URL
             raise FetchError(f"{url}: not a usable http(s) URL ({e})") from None
         except httpx.TimeoutException as e:
@@ -206,6 +215,24 @@ class Polite:
             raise FetchError(f"{response.url}: HTTP {response.status_code}: "
                              f"{response.text[:200].strip()}")
         return check(response) if check else response
+
+    def _bounded_get(self, url, params) -> httpx.Response:
+        started = self.clock()
+        with self.client.stream("GET", url, params=params) as streamed:
+            chunks, size = [], 0
+            for chunk in streamed.iter_bytes():
+                size += len(chunk)
+                if self.max_bytes is not None and size > self.max_bytes:
+                    raise FetchError(f"{url}: the answer is over {self.max_bytes:,} bytes")
+                if self.max_seconds is not None and self.clock() - started > self.max_seconds:
+                    raise _too_slow(url, self.max_seconds)
+                chunks.append(chunk)
+            return httpx.Response(streamed.status_code, headers=streamed.headers,
+                                  content=b"".join(chunks), request=streamed.request)
+
+
+def _too_slow(url: str, seconds: float) -> FetchError:
+    return FetchError(f"{url}: no complete answer within {seconds:g} s")
 
 
 def looks_like_html(response: httpx.Response) -> bool:

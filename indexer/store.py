@@ -794,9 +794,9 @@ class PaperTable:
         return np.fromiter((r[0] or 0 for r in rows), dtype=np.int32, count=len(rows))
 
     def upvote_counts(self) -> np.ndarray:
-        """Every paper's upvotes as int32 in row order (-1 where the source has none)."""
+        """Every paper's upvotes as int64 in row order (-1 where the source has none)."""
         rows = self._query("SELECT coalesce(upvotes, -1) FROM papers ORDER BY row")
-        return np.fromiter((r[0] for r in rows), dtype=np.int32, count=len(rows))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def category_rows(self, category: str) -> np.ndarray:
         """Sorted int64 rows of the papers in one category (the table's primary key order)."""

@@ -45,6 +45,9 @@ from indexer.store import (
     writer_lock,
 )
 
+SINGLE_PAPER_BYTES = 2_000_000  # one paper's Atom feed is a few KB
+SINGLE_PAPER_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class UpdateReport:
@@ -235,8 +238,8 @@ def add_arxiv_paper(index_root: str | Path, arxiv_id: str, encoder: Encoder, *,
 
     The id may be any form people paste (2401.00001v2, arXiv:2401.00001, an abs or pdf
     URL, hep-th/9901001); the newest version is fetched. A paper the index already has is
-    returned without any request. Otherwise the writer lock is taken before the request,
-    and the paper goes in through `update_index`: a new generation, switched atomically.
+    returned without any request. Otherwise the paper is fetched, then the writer lock is
+    taken and it goes in through `update_index`: a new generation, switched atomically.
 
     Args:
         index_root: the index folder.
@@ -250,11 +253,13 @@ def add_arxiv_paper(index_root: str | Path, arxiv_id: str, encoder: Encoder, *,
 
     Raises:
         InvalidQuery: not an arXiv id or URL, before any request.
-        IndexLocked: another process is writing the index, before any request.
+        IndexLocked: another process is writing the index (after the request: the lock is
+            held only while the paper is added).
         NotOnArxiv: arXiv has no such paper.
         Throttled: HTTP 429/503 (`retry_after`: when arXiv says to try again).
         Unreachable: no connection (offline).
-        FetchError: any other failed request (HTTP 404, 5xx after `attempts`).
+        FetchError: any other failed request (HTTP 404, 5xx after `attempts`, an answer
+            over SINGLE_PAPER_BYTES or not complete within SINGLE_PAPER_SECONDS).
         PapersiftError: as `update_index` (no index there, another model, ...).
         On any of these, nothing stored has changed.
     """
@@ -268,10 +273,15 @@ def add_arxiv_paper(index_root: str | Path, arxiv_id: str, encoder: Encoder, *,
     root = Path(index_root)
     if (stored := _stored_paper(root, paper_id)) is not None:
         return stored
+    # Fetched without the lock (a slow answer must not stop other writers), bounded in
+    # size and time: one paper's feed is a few KB.
+    with contextlib.nullcontext(client) if client is not None else make_client() as http:
+        polite = Polite(http, attempts=attempts, backoff=3.0, max_wait=10.0,
+                        max_bytes=SINGLE_PAPER_BYTES, max_seconds=SINGLE_PAPER_SECONDS)
+        record = fetch_arxiv_paper(polite, paper_id, base_url or ARXIV_API_URL)
     with writer_lock(root):
-        with contextlib.nullcontext(client) if client is not None else make_client() as http:
-            polite = Polite(http, attempts=attempts, backoff=3.0, max_wait=10.0)
-            record = fetch_arxiv_paper(polite, paper_id, base_url or ARXIV_API_URL)
+        if (stored := _stored_paper(root, paper_id)) is not None:
+            return stored  # added meanwhile (another session)
         sink = ResumableJsonl(fetch_dir(root) / f"arxiv-{paper_id.replace('/', '-')}.jsonl")
         sink.begin({"source": "arxiv", "id_list": paper_id})
         sink.checkpoint([record], {})

@@ -434,12 +434,13 @@ class Searcher:
 
     @cached_property
     def trending_since(self) -> str:
-        """The first day of the trending window: 7 days up to the newest paper's date."""
+        """The first day of the trending window: 7 days up to the newest paper's date (or
+        today, when a paper claims a later date)."""
         try:
-            newest = parse_date(self.date_range[1])
-        except ValueError:
+            newest = min(parse_date(self.date_range[1]), datetime.date.today())
+            return (newest - datetime.timedelta(days=TRENDING_DAYS - 1)).isoformat()
+        except (ValueError, OverflowError):  # no dates; a date near year 1
             return ""
-        return (newest - datetime.timedelta(days=TRENDING_DAYS - 1)).isoformat()
 
     def browse(self, filters: Filters | None = None, k: int = 100,
                order: str = "newest") -> list[Hit]:
@@ -456,7 +457,8 @@ class Searcher:
         if order == "trending":
             votes = self._upvotes[rows]
             start = int(self.trending_since.replace("-", "") or 0)
-            keep = (votes >= 0) & (dates >= start)
+            today = int(datetime.date.today().strftime("%Y%m%d"))
+            keep = (votes >= 0) & (dates >= start) & (dates <= today)
             rows, dates, votes = rows[keep], dates[keep], votes[keep]
             order_ = np.lexsort((-rows, -dates, -votes))  # most upvoted, then newest
         else:

@@ -4,6 +4,7 @@ The server on 127.0.0.1 answers with the recorded API feeds in tests/fixtures; e
 failure must leave the served generation exactly as it was.
 """
 
+import re
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -50,6 +51,19 @@ class FakeArxiv(FakeService):
             self.answer(502, b"bad gateway")
         elif parts[0] == "no-id":
             self.answer(200, NO_ID_ENTRY, ATOM)
+        elif parts[0] in ("trickle", "huge"):  # a byte every 0.2 s for 3 s / 3 MB at once
+            self.send_response(200)
+            self.send_header("Content-Type", ATOM)
+            self.end_headers()
+            try:
+                if parts[0] == "huge":
+                    self.wfile.write(b"<feed>" + b"x" * 3_000_000)
+                for _ in range(15 if parts[0] == "trickle" else 0):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:  # the client gave up: as it should
+                pass
         elif asked in FEEDS:
             self.answer(200, (FIXTURES / FEEDS[asked]).read_bytes(), ATOM)
         else:
@@ -119,11 +133,42 @@ def test_malformed_ids_are_refused_before_any_request(toy_index, fake_encoder, a
     assert FakeArxiv.log == [] and served(toy_index) == before
 
 
-def test_a_locked_index_is_refused_before_any_request(toy_index, fake_encoder, arxiv):
+def test_a_locked_index_is_refused_and_left_as_it_was(toy_index, fake_encoder, arxiv):
     before = served(toy_index)
     with another_writer(toy_index), pytest.raises(IndexLocked, match="another papersift"):
         add_arxiv_paper(toy_index, "1309.4668", fake_encoder, base_url=f"{arxiv}/api/query")
-    assert FakeArxiv.log == [] and served(toy_index) == before
+    assert served(toy_index) == before
+
+
+@pytest.mark.parametrize("mode, message", [("trickle", r"no complete answer within 1 s"),
+                                           ("huge", r"the answer is over 2,000,000 bytes")])
+def test_a_slow_or_huge_answer_is_cut_off_without_holding_the_lock(
+        toy_index, fake_encoder, arxiv, monkeypatch, mode, message):
+    import threading
+
+    from indexer.store import writer_lock
+
+    monkeypatch.setattr("indexer.update.SINGLE_PAPER_SECONDS", 1.0)
+    before = served(toy_index)
+    outcome = []
+
+    def fetch():
+        try:
+            add_arxiv_paper(toy_index, "1309.4668", fake_encoder, attempts=1,
+                            base_url=f"{arxiv}/{mode}/api/query")
+        except FetchError as e:
+            outcome.append(str(e))
+
+    worker = threading.Thread(target=fetch)
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.3)
+    with writer_lock(toy_index):  # another writer is not stopped by the request in flight
+        pass
+    worker.join(timeout=20)
+    assert time.monotonic() - started < 5
+    assert len(outcome) == 1 and re.search(message, outcome[0]), outcome
+    assert served(toy_index) == before
 
 
 FAILURES = [

@@ -187,3 +187,17 @@ def test_an_arxiv_id_not_in_the_index_can_be_fetched_and_added(monkeypatch, real
         assert not at.exception, at.exception
         assert at.query_params["paper"] == "1309.4668"
         assert "Electron cloud observations" in at.header[0].value
+
+
+def test_an_index_damaged_under_the_running_app_is_one_error_line(monkeypatch,
+                                                                   real_index_copy):
+    from indexer.store import current_generation
+
+    at = run_app(monkeypatch, real_index_copy)
+    first = result_ids(at)[0]
+    db = current_generation(real_index_copy) / "papers.sqlite"
+    db.write_bytes(db.read_bytes()[:4096])  # truncated by a crash or a bad copy
+    at.query_params.update({"paper": first})
+    at.run()
+    assert not at.exception, at.exception
+    assert escape_md("papersift repair --index") in at.error[0].value

@@ -59,3 +59,19 @@ def test_an_index_without_upvotes_or_dates(tmp_path):
     assert s.date_range == ("", "") and s.trending_since == ""
     assert [h.id for h in s.browse()] == ["2603.00003", "2603.00002", "2603.00001"]
     assert s.browse(order="trending") == []
+
+
+def test_huge_upvote_counts_and_future_dates(tmp_path):
+    today = __import__("datetime").date.today()
+    s = build(tmp_path, [("2603.00001", today.isoformat(), 3_000_000_000, "cs.CL"),
+                         ("2603.00002", "2999-12-31", 900, "cs.CL"),  # a date from the future
+                         ("2603.00003", today.isoformat(), 7, "cs.CL")])
+    assert s.has_upvotes
+    assert s.trending_since == (today - __import__("datetime").timedelta(days=6)).isoformat()
+    assert [h.id for h in s.browse(order="trending")] == ["2603.00001", "2603.00003"]
+
+
+def test_a_newest_date_near_year_one_has_no_trending_window(tmp_path):
+    s = build(tmp_path, [("2603.00001", "0001-01-02", 5, "cs.CL")])
+    assert s.trending_since == ""
+    assert [h.id for h in s.browse(order="trending")] == ["2603.00001"]

@@ -111,6 +111,21 @@ def test_links_from_the_browser_are_untrusted():
     assert cards.state_from_href("/other/path?q=x") is None
     assert cards.state_from_href(None) is None
     assert cards.state_from_href(["?q=x"]) is None
-    odd = cards.state_from_href("?paper=<script>&page=abc&sort=drop+table&cat=a%20b")
+    odd = cards.state_from_href("?paper=a%00b&page=abc&sort=drop+table&cat=a%20b")
     assert odd == ViewState()  # malformed values dropped, as from any URL
     assert cards.state_from_href("?q=x&feed=trending") == ViewState(query="x", feed="trending")
+
+
+def test_any_stored_id_round_trips_through_its_link():
+    for pid in ("weird id with spaces & ampersand?x=1#frag", 'x">\u2039img', "L" * 250,
+                "10.1002/(SICI)1097-4636(199601)30:1<1::AID-JBM1>3.0.CO;2-Y"):
+        title = [a for t, a in Tags(cards.card_html(hit(pid=pid), ViewState())).tags
+                 if t == "a"][0]
+        assert cards.state_from_href(title["href"]).paper == pid
+
+
+def test_bidirectional_overrides_cannot_reverse_a_card():
+    spoof = "RTL \u202egnp.exe\u202c report"
+    body = cards.card_html(hit(title=spoof, authors=("\u2067evil author\u2069",)), ViewState())
+    assert "\u202e" not in body and "\u2067" not in body and "\u2069" not in body
+    assert "RTL gnp.exe report" in body and "evil author" in body

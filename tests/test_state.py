@@ -23,7 +23,7 @@ def test_malformed_values_are_dropped_not_errors():
     state = ViewState.from_params({
         "q": ["  many   spaces "], "since": ["2025-13-40"], "until": ["yesterday"],
         "cat": ["cs.CL", "<script>", "cs.CL"], "sort": ["best"], "page": ["-2"],
-        "paper": ["<img src=x>"], "similar": ["2401.00001"],
+        "paper": ["a\x00b"], "similar": ["2401.00001"],
     })
     assert state == ViewState(query="many spaces", categories=("cs.CL",), similar="2401.00001")
     assert ViewState.from_params({"page": ["999"]}).page == MAX_PAGE
@@ -51,7 +51,7 @@ def test_explore_list_and_like_views_round_trip():
 def test_malformed_explore_values_are_dropped():
     state = ViewState.from_params({
         "view": ["admin"], "cluster": ["-1"], "list": ["x" * 500],
-        "like": ["2401.00001", "<script>", "2401.00001"], "unlike": ["2401.00001", "2401.00009"],
+        "like": ["2401.00001", "a\nb", "2401.00001"], "unlike": ["2401.00001", "2401.00009"],
     })
     assert state.view == "search" and state.cluster == -1 and len(state.list) == 80
     assert state.like == ("2401.00001",)

@@ -252,6 +252,9 @@ def main() -> None:
             search_page(searcher, state)
     except (UnknownPaper, InvalidQuery, ListError) as e:
         st.warning(render.escape_md(str(e)))
+    except PapersiftError as e:  # the index was damaged under the running app
+        st.error(render.escape_md(f"{e}. Run: papersift repair --index {settings.index} "
+                                  "(it restores the last sound version)."))
 
 
 main()

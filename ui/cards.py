@@ -9,8 +9,9 @@ component's script hands the link's query string to Python (`nav` trigger), whic
 the view there (one rerun); Save and Cite are `act` triggers that open a dialog. Keyboard:
 the title and the toolbar are the card's two tab stops; arrow keys move along the toolbar.
 
-Every piece of paper text goes through `html.escape`; the only links are in-app query
-strings built from the view state and https arXiv/DOI links from `render.paper_links`.
+Every piece of paper text goes through `esc` (html.escape, no bidi overrides); the only
+links are in-app query strings built from the view state and https arXiv/DOI links from
+`render.paper_links`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ CSS = """
 .card { padding: 0.45rem 0.2rem 0.5rem;
         border-bottom: 1px solid var(--st-border-color, rgba(128,128,128,.25)); }
 .card:last-of-type { border-bottom: none; }
-.title { margin: 0; font-size: 1.08rem; line-height: 1.35; font-weight: 600; }
+.title { margin: 0; font-size: 1.08rem; line-height: 1.35; font-weight: 600;
+         display: -webkit-box; -webkit-line-clamp: 3; line-clamp: 3; -webkit-box-orient: vertical;
+         overflow: hidden; overflow-wrap: anywhere; }
 .title .rank { color: var(--st-text-color, #262730); opacity: .55; font-weight: 500; }
 .title a { color: var(--st-link-color, var(--st-primary-color, #1a5fb4)); text-decoration: none; }
 .title a:hover, .title a:focus-visible { text-decoration: underline; }
@@ -45,6 +48,7 @@ CSS = """
 .meta { font-size: .82rem; opacity: .75; margin-top: .1rem; }
 .meta .cat { border-bottom: 1px dotted currentColor; cursor: help; }
 .abs { font-size: .9rem; line-height: 1.42; margin: .2rem 0 0; display: -webkit-box;
+       overflow-wrap: anywhere;
        -webkit-line-clamp: 2; line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden; }
 .card.open .abs { -webkit-line-clamp: unset; line-clamp: unset; display: block; }
 .actions { display: flex; flex-wrap: wrap; gap: .15rem .9rem; margin-top: .2rem; font-size: .8rem; }
@@ -176,6 +180,11 @@ def keyboard(search_label: str, focus: bool) -> None:
     _KEYS(key="keys", data={"label": search_label, "focus": focus}, height=0)
 
 
+def esc(text: object) -> str:
+    """Text for HTML: escaped, without bidirectional overrides (render.strip_bidi)."""
+    return html.escape(render.strip_bidi(str(text)))
+
+
 def href(state: ViewState) -> str:
     """The in-app link of a view: its URL query string."""
     return "?" + urlencode(state.to_params(), doseq=True)
@@ -194,9 +203,10 @@ def state_from_href(link: object) -> ViewState | None:
 
 def link(label: str, state: ViewState, *, cls: str = "", top: bool = False, **attrs: str) -> str:
     """An in-app link to a view (escaped label); `top`: the page scrolls to its top."""
-    extra = "".join(f' {k.replace("_", "-")}="{html.escape(v)}"' for k, v in attrs.items())
-    return (f'<a data-nav{" data-top" if top else ""} class="{cls}" '
-            f'href="{html.escape(href(state))}"{extra}>{html.escape(label)}</a>')
+    extra = "".join(f' {k.replace("_", "-")}="{esc(v)}"' for k, v in attrs.items())
+    klass = f' class="{cls}"' if cls else ""
+    return (f'<a data-nav{" data-top" if top else ""}{klass} '
+            f'href="{esc(href(state))}"{extra}>{esc(label)}</a>')
 
 
 def meta_html(paper: Paper, score: float | None = None, authors: bool = True,
@@ -204,13 +214,13 @@ def meta_html(paper: Paper, score: float | None = None, authors: bool = True,
     """Authors +N, date, primary category (its name on hover), upvotes, score."""
     parts = []
     if authors and paper.authors:
-        parts.append(html.escape(render.authors_line(paper.authors, limit=3)))
+        parts.append(esc(render.authors_line(paper.authors, limit=3)))
     if paper.published:
-        parts.append(html.escape(paper.published))
+        parts.append(esc(paper.published))
     if category and paper.primary_category:
         name = category_name(paper.primary_category) or paper.primary_category
-        parts.append(f'<span class="cat" title="{html.escape(name)}">'
-                     f"{html.escape(paper.primary_category)}</span>")
+        parts.append(f'<span class="cat" title="{esc(name)}">'
+                     f"{esc(paper.primary_category)}</span>")
     if paper.upvotes is not None:
         parts.append(f"▲ {int(paper.upvotes)}")
     if score is not None and score == score:  # NaN: no score (a list's papers)
@@ -263,18 +273,18 @@ def card_html(hit: Hit, state: ViewState, saved: bool = False, rank: bool = True
         actions.append(f'<button data-act="why" aria-expanded="false" tabindex="{tab()}">'
                        "Why this result</button>")
     for name, url in render.paper_links(paper).items():
-        actions.append(f'<a href="{html.escape(url)}" target="_blank" rel="noopener noreferrer" '
-                       f'tabindex="{tab()}">{html.escape(name)}</a>')
+        actions.append(f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer" '
+                       f'tabindex="{tab()}">{esc(name)}</a>')
     number = f'<span class="rank">{hit.rank}.</span> ' if rank and hit.rank else ""
-    parts = [f'<article class="card" data-id="{html.escape(pid)}">',
+    parts = [f'<article class="card" data-id="{esc(pid)}">',
              f'<h3 class="title">{number}{link(title, state.with_(paper=pid))}</h3>',
              f'<div class="meta">{meta_html(paper, hit.score)}</div>']
     if abstract:
-        parts.append(f'<p class="abs">{html.escape(abstract)}</p>')
-    parts.append(f'<div class="actions" role="toolbar" aria-label="{html.escape("Actions: " + title[:80])}">'
+        parts.append(f'<p class="abs">{esc(abstract)}</p>')
+    parts.append(f'<div class="actions" role="toolbar" aria-label="{esc("Actions: " + title[:80])}">'
                  + "".join(actions) + "</div>")
     if hit.sources:
-        parts.append(f'<div class="why">{html.escape(why(hit, state.mode))}</div>')
+        parts.append(f'<div class="why">{esc(why(hit, state.mode))}</div>')
     parts.append("</article>")
     return "".join(parts)
 
@@ -316,7 +326,7 @@ def _on_act(key: str) -> None:
     event = getattr(result, "act", None)
     if isinstance(event, dict) and event.get("act") in ("save", "cite") and isinstance(
             event.get("id"), str):
-        st.session_state.dialog = (event["act"], event["id"][:200])
+        st.session_state.dialog = (event["act"], event["id"][:500])
 
 
 def show_cards(hits: Sequence[Hit], state: ViewState, *, saved: set[str] | frozenset = frozenset(),

@@ -7,7 +7,6 @@ escaping, "Similar", "More like this", "Save" and "Cite" work the same everywher
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -190,10 +189,12 @@ def open_dialog() -> None:
     if not asked:
         return
     what, paper_id = asked
-    searcher = load_searcher(str(Settings.load().index), Settings.load().model)
+    settings = Settings.load()
+    searcher = load_searcher(str(settings.index), settings.model)
     try:
         paper = searcher.paper(paper_id)
-    except PapersiftError:
+    except PapersiftError:  # removed by an update since the page was drawn
+        st.toast(f"{render.escape_md(paper_id[:80])} is no longer in the index")
         return
     (save_dialog if what == "save" else cite_dialog)(paper)
 
@@ -218,7 +219,7 @@ def show_paper(searcher: Searcher, state: ViewState) -> None:
                       for a in paper.authors)  # each name lists that author's papers
     cards.show_html(f'<div class="authors">{names or "<i>no authors listed</i>"}</div>'
                     f'<div class="meta">{cards.meta_html(paper, authors=False, category=False)}'
-                    f" · {html.escape(paper.id)}</div>", key="paper-head")
+                    f" · {cards.esc(paper.id)}</div>", key="paper-head")
     if line := badges_and_links(paper):
         st.markdown(line)
     st.markdown(render.escape_md(render.readable_math(paper.abstract)))

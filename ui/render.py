@@ -28,6 +28,7 @@ _SYMBOL = re.compile(r"\{\\([a-zA-Z]+)\}|\\([a-zA-Z]+)(?![a-zA-Z{])")
 _TEXT_ESCAPES = re.compile(r"\\([%&_#])")
 _WORD_JOINER = "\u2060"
 _AUTOLINK = re.compile(r":(?=//)|www(?=\.)|@", re.IGNORECASE)
+_BIDI = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 
 
@@ -73,13 +74,21 @@ def readable_math(text: str) -> str:
     return _TEXT_ESCAPES.sub(r"\1", text).replace("\0", "$")
 
 
+def strip_bidi(text: str) -> str:
+    """Text without Unicode bidirectional overrides and isolates (U+202A-U+202E,
+    U+2066-U+2069), which let a title show "exe.png" for "gnp.exe" or reverse the rest of
+    a line; right-to-left scripts need none of them to display."""
+    return text.translate(_BIDI)
+
+
 def escape_md(text: str) -> str:
     """Text that Streamlit markdown shows literally (no links, HTML, math or directives).
 
     Every ASCII punctuation character is backslash-escaped, and a word joiner goes after
     `://`'s colon, `www` and `@` so that GFM cannot autolink a URL or an e-mail address.
     """
-    text = _AUTOLINK.sub(lambda m: m.group(0) + _WORD_JOINER, " ".join(str(text).split()))
+    text = _AUTOLINK.sub(lambda m: m.group(0) + _WORD_JOINER,
+                         " ".join(strip_bidi(str(text)).split()))
     return "".join("\\" + ch if ch in _PUNCT else ch for ch in text)
 
 

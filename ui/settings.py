@@ -99,4 +99,7 @@ def server_flags(port: int) -> list[str]:
         "--server.enableXsrfProtection", "true", "--server.enableCORS", "true", *hosts,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
+        # an unexpected error shows its type, not a traceback with search-engine links;
+        # the details go to the terminal
+        "--client.showErrorDetails", "type",
     ]

@@ -27,7 +27,7 @@ MAX_LIKED = 50
 PAGE_SIZE = 20
 MAX_RESULTS = 100
 MAX_PAGE = MAX_RESULTS // PAGE_SIZE
-_ID = re.compile(r"^[\w.\-/:]{1,200}$")
+_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,500}$")  # any id a build accepts; no control characters
 
 
 @dataclass(frozen=True)
