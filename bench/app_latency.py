@@ -79,7 +79,8 @@ def first_page(index: Path) -> dict:
                     time.sleep(0.05)
             ready = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/?q=graph+neural+networks")
-            page.locator("[class*='st-key-open-'] button").first.wait_for(timeout=120_000)
+            page.locator("article.card h3 a, [class*='st-key-open-'] button").first.wait_for(
+                timeout=120_000)
             shown = time.perf_counter()
             browser.close()
     finally:
