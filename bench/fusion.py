@@ -301,6 +301,32 @@ def typo_report(index: Path, encoder, test: dict, pairs: dict) -> None:
               f"{taken_typo} / {taken_clean} |")
 
 
+def rules_report(train: dict, test: dict) -> None:
+    """Rules on top of the shipped weight: meaning alone when BM25's top share is under T
+    and the top cosine at least D, or the weight to a power g; chosen on training."""
+    def score(sets, fn):
+        return {n: mean(qs, "convex", np.array([fn(q) for q in qs]))[main_metric(n)]
+                for n, qs in sets.items()}
+
+    def base(q):
+        return hybrid.adaptive_weight(q.features) if len(q.b_rows) else 1.0
+
+    def rule(t, d):
+        return lambda q: 1.0 if q.features[5] < t and q.features[7] >= d else base(q)
+
+    variants = {f"bm25_top < {t}, dense_top >= {d}": rule(t, d)
+                for t in (0.2, 0.3, 0.4, 0.5) for d in (0.0, 0.3, 0.4, 0.5, 0.6, 0.65)}
+    variants.update({f"weight ** {g}": (lambda q, g=g: base(q) ** g) for g in (0.5, 0.7)})
+    before = score(train, base)
+    print(f"\nshipped weight: train {before}, held out {score(test, base)}")
+    for name, fn in variants.items():
+        got = score(train, fn)
+        keeps = all(got[n] >= before[n] for n in before)
+        print(f"{name}: train {got} {'loses no set' if keeps else ''}")
+        if keeps and got != before:
+            print(f"   held out {score(test, fn)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True, help="the 80k arXiv index")
@@ -312,6 +338,8 @@ def main() -> None:
                         "(bench/windows.py); SciFact's are looked for in --scifact-windows")
     parser.add_argument("--scifact-windows", type=Path)
     parser.add_argument("--typos", action="store_true", help="also measure spelling correction")
+    parser.add_argument("--rules", action="store_true",
+                        help="also try rules on top of the shipped weight (chosen on training)")
     args = parser.parse_args()
     encoder = SentenceTransformerEncoder(precision="float32")
     started = time.perf_counter()
@@ -351,6 +379,8 @@ def main() -> None:
     floor_report(arxiv, test, model)
     if args.typos:
         typo_report(args.index, encoder, test, arxiv.pairs)
+    if args.rules:
+        rules_report(train, test)
 
 
 if __name__ == "__main__":
