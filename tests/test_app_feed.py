@@ -51,7 +51,7 @@ def test_home_feed_lists_the_newest_papers_and_filters_apply(monkeypatch, real_i
     dates = [lookup.paper(i).published for i in ids]
     assert dates == sorted(dates, reverse=True)
     assert dates[0] == lookup.date_range[1]
-    assert any(c.value.startswith("Newest papers · 1–20 of 100") for c in at.caption)
+    assert any(c.value.startswith("The 100 newest papers · 1–20 of 100") for c in at.caption)
     assert not any(b.key == "feed-trending" for b in at.button)  # no upvotes in this index
     assert "Upvotes" not in at.radio(key="w_sort").options
 

@@ -249,7 +249,7 @@ def test_home_feed_and_phone_width(page, server):
     page.goto(server)
     page.locator("article.card").first.wait_for()
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == QUESTION_LABEL
-    page.get_by_text("Newest papers · 1–20 of").wait_for()
+    page.get_by_text("The 100 newest papers · 1–20 of 100").wait_for()
     # a typed date applies on Enter, and on Tab out of its day
     page.get_by_role("spinbutton", name="year, Published since").focus()
     page.keyboard.type("20250101")
@@ -259,7 +259,7 @@ def test_home_feed_and_phone_width(page, server):
     page.keyboard.type("20251130")
     page.keyboard.press("Tab")
     page.wait_for_url("**until=2025-11-30**")
-    page.get_by_text("Newest papers matching the filters").wait_for()
+    page.get_by_text("newest papers matching the filters").wait_for()
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(server + "/?q=gaussian+splatting")
     page.locator("article.card").first.wait_for()

@@ -137,7 +137,9 @@ def feed_page(searcher: Searcher, state: ViewState) -> None:
         heading = ("Most upvoted" + (f" since {searcher.trending_since}"
                                      if searcher.trending_since else ""))
     else:
-        heading = "Newest papers" + (" matching the filters" if state.filters.active else "")
+        newest = (f"The {len(hits)} newest papers" if len(hits) == MAX_RESULTS  # a cap, not all
+                  else "Newest papers")
+        heading = newest + (" matching the filters" if state.filters.active else "")
     show_results(hits, state, heading, empty=empty_message(searcher, state))
 
 
