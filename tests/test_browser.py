@@ -267,6 +267,9 @@ def test_home_feed_and_phone_width(page, server):
     assert page.locator("[data-testid='stSidebar'][aria-expanded='true']").count() == 0
     box = page.locator("article.card").first.bounding_box()
     assert box["width"] > 300  # the cards take the phone's width
+    field = page.get_by_label(QUESTION_LABEL).bounding_box()
+    header = page.locator("[data-testid='stHeader']").bounding_box()
+    assert field["y"] >= header["y"] + header["height"]  # not under the header
     page.screenshot(path=ARTIFACTS / "search-phone.png")
 
 

@@ -41,8 +41,8 @@ EARLIEST = dt.date(1900, 1, 1)
 QUESTION_LABEL = "Ask a question, type keywords, or paste an arXiv id, URL or abstract"
 # Less empty space above the search box: more results fit on the first screen.
 COMPACT_CSS = """<style>
-.stMainBlockContainer { padding-top: 2.2rem; }
-</style>"""
+@media (min-width: 640px) { .stMainBlockContainer { padding-top: 2.2rem; } }
+</style>"""  # not on a phone, where the header with the sidebar button covers the top
 
 
 def show_no_index(settings: Settings, error: IndexNotFound) -> None:
