@@ -18,6 +18,7 @@ Usage: python bench/app_latency.py --index DIR [--queries 20] [--browser 20] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -52,9 +53,10 @@ def server_side(index: Path, n: int) -> dict:
             "p95_ms": round(took[int(0.95 * (n - 1))], 1)}
 
 
-def first_page(index: Path) -> dict:
-    """Seconds from launch to the server answering its health check (ready), and from
-    ready to the first result card of a search on screen."""
+@contextlib.contextmanager
+def app_in_browser(index: Path, viewport: dict | None = None):
+    """`papersift ui` on a free port and a headless Chromium page; yields (page, base URL,
+    seconds from launch until the server's health check answered)."""
     import urllib.request
 
     from playwright.sync_api import sync_playwright
@@ -70,23 +72,30 @@ def first_page(index: Path) -> dict:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page()
+            page = browser.new_page(viewport=viewport) if viewport else browser.new_page()
+            page.set_default_timeout(120_000)
             while True:
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
                     break
                 except OSError:  # the server is not up yet
                     time.sleep(0.05)
-            ready = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/?q=graph+neural+networks")
-            page.locator("article.card h3 a, [class*='st-key-open-'] button").first.wait_for(
-                timeout=120_000)
-            shown = time.perf_counter()
+            yield page, f"http://127.0.0.1:{port}", time.perf_counter() - started
             browser.close()
     finally:
         proc.terminate()
         proc.wait()
-    return {"launch_to_ready_s": round(ready - started, 1),
+
+
+def first_page(index: Path) -> dict:
+    """Seconds from launch to the server answering its health check (ready), and from
+    ready to the first result card of a search on screen."""
+    with app_in_browser(index) as (page, base, launch_to_ready):
+        ready = time.perf_counter()
+        page.goto(f"{base}/?q=graph+neural+networks")
+        page.locator("article.card h3 a, [class*='st-key-open-'] button").first.wait_for()
+        shown = time.perf_counter()
+    return {"launch_to_ready_s": round(launch_to_ready, 1),
             "ready_to_first_results_s": round(shown - ready, 1)}
 
 
@@ -110,45 +119,20 @@ _FIRST_TITLE = "() => {" + _FIND + "\n  return first ? first.innerText : '';\n}"
 
 def enter_to_results(index: Path, n: int) -> dict:
     """Milliseconds from Enter in the search box to the new results settled, per query."""
-    import urllib.request
-
-    from playwright.sync_api import sync_playwright
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "papersift"), "ui", "--port",
-                             str(port), "--index", str(index)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     label = "Ask a question, type keywords, or paste an arXiv id, URL or abstract"
     took = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(120_000)
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            page.goto(f"http://127.0.0.1:{port}/?q=warm+up+the+model")
-            page.wait_for_function(_SETTLED, arg="", polling="raf")
-            box = page.get_by_label(label)
-            for i in range(n + 2):  # two warm-up questions
-                prev = page.evaluate(_FIRST_TITLE)
-                box.fill(QUERIES[i % len(QUERIES)])
-                started = time.perf_counter()
-                box.press("Enter")
-                page.wait_for_function(_SETTLED, arg=prev, polling="raf")
-                if i >= 2:
-                    took.append((time.perf_counter() - started) * 1000)
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait()
+    with app_in_browser(index, {"width": 1400, "height": 1000}) as (page, base, _):
+        page.goto(f"{base}/?q=warm+up+the+model")
+        page.wait_for_function(_SETTLED, arg="", polling="raf")
+        box = page.get_by_label(label)
+        for i in range(n + 2):  # two warm-up questions
+            prev = page.evaluate(_FIRST_TITLE)
+            box.fill(QUERIES[i % len(QUERIES)])
+            started = time.perf_counter()
+            box.press("Enter")
+            page.wait_for_function(_SETTLED, arg=prev, polling="raf")
+            if i >= 2:
+                took.append((time.perf_counter() - started) * 1000)
     took.sort()
     return {"questions": n, "enter_to_settled_p50_ms": round(statistics.median(took)),
             "p95_ms": round(took[int(0.95 * (n - 1))]), "min_ms": round(took[0]),

@@ -245,7 +245,6 @@ def card_html(hit: Hit, state: ViewState, saved: bool = False, rank: bool = True
     title = render.readable_math(paper.title or pid)
     abstract = render.readable_math(paper.abstract)
     liked = pid in state.like
-    like = tuple(x for x in state.like if x != pid) if liked else (*state.like, pid)
     actions: list[str] = []
 
     def tab() -> str:  # one tab stop for the toolbar: the arrow keys move along it
@@ -256,16 +255,13 @@ def card_html(hit: Hit, state: ViewState, saved: bool = False, rank: bool = True
                        "Abstract</button>")
     actions.append(link("Similar", state.with_(similar=pid, paper="", page=1, view="search"),
                       top=True, title="Papers like this one", tabindex=tab()))
-    actions.append(link("✓ Liked" if liked else "More like this",
-                      state.with_(like=like, unlike=tuple(x for x in state.unlike if x != pid)),
-                      cls="on" if liked else "", title="Collect papers to find more like them",
-                      tabindex=tab()))
+    actions.append(link("✓ Liked" if liked else "More like this", state.toggle_like(pid),
+                        cls="on" if liked else "", title="Collect papers to find more like them",
+                        tabindex=tab()))
     if state.view == "more":
         disliked = pid in state.unlike
-        unlike = tuple(x for x in state.unlike if x != pid) if disliked else (*state.unlike, pid)
-        actions.append(link("✓ Unwanted" if disliked else "Not this", state.with_(
-            unlike=unlike, like=tuple(x for x in state.like if x != pid)),
-            cls="on" if disliked else "", tabindex=tab()))
+        actions.append(link("✓ Unwanted" if disliked else "Not this", state.toggle_unlike(pid),
+                            cls="on" if disliked else "", tabindex=tab()))
     actions.append(f'<button data-act="save" class="{"on" if saved else ""}" tabindex="{tab()}">'
                    f'{"✓ Saved" if saved else "Save"}</button>')
     actions.append(f'<button data-act="cite" tabindex="{tab()}">Cite</button>')

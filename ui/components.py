@@ -154,12 +154,10 @@ def save_options(paper: Paper, key: str, lists: ListsView) -> None:
 
 
 def like_buttons(paper: Paper, state: ViewState, key: str) -> None:
-    """Thumbs up adds the paper to the "more like these" set (thumbs down, on that page, to
-    the unwanted set). Material icons: they render where no emoji font is installed."""
+    """Thumbs up adds the paper to the "more like these" set (the cards' "Not this", on that
+    page, to the unwanted set). Material icons: they render where no emoji font is installed."""
     liked = paper.id in state.like
-    like = tuple(x for x in state.like if x != paper.id) if liked else (*state.like, paper.id)
-    nav_button("Liked" if liked else "More like this",
-               state.with_(like=like, unlike=tuple(x for x in state.unlike if x != paper.id)),
+    nav_button("Liked" if liked else "More like this", state.toggle_like(paper.id),
                key=f"like-{key}", width="stretch", type="primary" if liked else "secondary",
                icon=":material/thumb_up:")
 

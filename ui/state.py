@@ -66,6 +66,20 @@ class ViewState:
     def with_(self, **changes) -> ViewState:
         return replace(self, **changes)
 
+    def toggle_like(self, paper_id: str) -> ViewState:
+        """The paper into the "more like these" set (out of the unwanted one), or out of it."""
+        like = tuple(x for x in self.like if x != paper_id)
+        if paper_id not in self.like:
+            like = (*like, paper_id)
+        return replace(self, like=like, unlike=tuple(x for x in self.unlike if x != paper_id))
+
+    def toggle_unlike(self, paper_id: str) -> ViewState:
+        """The paper into the unwanted set (out of the liked one), or out of it."""
+        unlike = tuple(x for x in self.unlike if x != paper_id)
+        if paper_id not in self.unlike:
+            unlike = (*unlike, paper_id)
+        return replace(self, unlike=unlike, like=tuple(x for x in self.like if x != paper_id))
+
     def to_params(self) -> dict[str, str | list[str]]:
         """Non-default fields as URL query parameters."""
         params: dict[str, str | list[str]] = {}
