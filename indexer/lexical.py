@@ -114,11 +114,91 @@ def build(titles: Sequence[str], abstracts: Sequence[str], settings: dict | None
     return retriever
 
 
+# A shard of a larger index (indexer/shard.py) scores with the whole corpus's statistics:
+# its postings are the whole index's, cut to its rows, so a paper's BM25 score is the same
+# in the shard as in the whole index; what the shard's own postings cannot tell (how many
+# papers there are in all, each term's document frequency and best score over all papers)
+# is stored beside them and read by `ceiling`, `idf` and `seed_terms`.
+CORPUS_FILE = "corpus.stats.json"
+CORPUS_DF = "corpus.df.npy"
+CORPUS_MAX = "corpus.max.npy"
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """Whole-corpus statistics of a shard's BM25 index (see `cut`)."""
+
+    num_docs: int
+    df: np.ndarray  # documents using each vocabulary term
+    term_max: np.ndarray  # each term's best score over all documents
+
+
+def _corpus(retriever) -> CorpusStats | None:
+    return getattr(retriever, "corpus_stats", None)
+
+
+def num_docs(retriever) -> int:
+    """Papers in the whole corpus (a shard's own count is `scores["num_docs"]`)."""
+    stats = _corpus(retriever)
+    return stats.num_docs if stats is not None else int(retriever.scores["num_docs"])
+
+
+def cut(retriever, first: int, end: int):
+    """The BM25 index of rows [first, end) as a shard: the same per-document scores (so
+    BM25 sums match the whole index bit for bit), documents renumbered from 0, and the
+    whole corpus's statistics attached for ceilings and IDF."""
+    bm25s = import_bm25s()
+    s = retriever.scores
+    data, indices, indptr = np.asarray(s["data"]), np.asarray(s["indices"]), np.asarray(s["indptr"])
+    keep = (indices >= first) & (indices < end)
+    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    part = bm25s.BM25(k1=retriever.k1, b=retriever.b, method=retriever.method)
+    part.scores = {"data": data[keep], "indices": (indices[keep] - first).astype(indices.dtype),
+                   "indptr": kept[indptr].astype(indptr.dtype), "num_docs": int(end - first)}
+    part.vocab_dict = dict(retriever.vocab_dict)
+    part.unique_token_ids_set = set(part.vocab_dict.values())
+    part.nonoccurrence_array = None  # lucene scoring has none
+    part.words = words(retriever)
+    whole = _corpus(retriever)
+    if whole is None:
+        terms = len(indptr) - 1
+        df = np.diff(indptr).astype(np.int64)
+        term_max = np.zeros(terms, dtype=np.float32)
+        has = df > 0
+        if has.any():
+            term_max[has] = np.maximum.reduceat(data, indptr[:-1][has])
+        whole = CorpusStats(int(s["num_docs"]), df, term_max)
+    part.corpus_stats = whole
+    return part
+
+
 def save(retriever, folder: Path) -> None:
     retriever.save(folder, allow_pickle=False, show_progress=False)
     words = getattr(retriever, "words", None)
     if words is not None:
         (folder / WORDS_FILE).write_text(json.dumps(words, ensure_ascii=True, separators=(",", ":")))
+    if (stats := _corpus(retriever)) is not None:
+        np.save(folder / CORPUS_DF, stats.df, allow_pickle=False)
+        np.save(folder / CORPUS_MAX, stats.term_max, allow_pickle=False)
+        (folder / CORPUS_FILE).write_text(json.dumps({"num_docs": stats.num_docs}))
+
+
+def _load_corpus(folder: Path, terms: int) -> CorpusStats | None:
+    """A shard's whole-corpus statistics (None for a whole index). ValueError when damaged."""
+    try:
+        found = json.loads((folder / CORPUS_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{folder / CORPUS_FILE}: {e}") from None
+    n = found.get("num_docs") if isinstance(found, dict) else None
+    df = np.load(folder / CORPUS_DF, allow_pickle=False)
+    term_max = np.load(folder / CORPUS_MAX, allow_pickle=False)
+    if (type(n) is not int or n < 1 or df.shape != (terms,) or term_max.shape != (terms,)
+            or not np.issubdtype(df.dtype, np.integer) or df.min(initial=0) < 0
+            or df.max(initial=0) > n or not np.isfinite(term_max).all()):
+        raise ValueError(f"{folder}: corpus statistics do not fit its {terms:,}-term vocabulary")
+    return CorpusStats(n, df, term_max)
 
 
 def load(folder: Path):
@@ -138,6 +218,7 @@ def load(folder: Path):
             isinstance(w, str) and type(n) is int for w, n in found.items()):
         raise ValueError(f"{folder / WORDS_FILE}: not a word -> document frequency object")
     retriever.words = found
+    retriever.corpus_stats = _load_corpus(folder, len(retriever.scores["indptr"]) - 1)
     return retriever
 
 
@@ -193,6 +274,8 @@ def scores(retriever, query: str | QueryTerms) -> np.ndarray:
 
 
 def _term_max(retriever, token_id: int) -> float:
+    if (stats := _corpus(retriever)) is not None:
+        return float(stats.term_max[token_id])
     cache = retriever.__dict__.setdefault("_papersift_term_max", {})
     found = cache.get(token_id)
     if found is None:
@@ -214,16 +297,19 @@ def ceiling(retriever, terms: QueryTerms) -> float:
     known = sum(_term_max(retriever, t) for t in terms.ids)
     if not terms.unknown:
         return known
-    n = int(retriever.scores["num_docs"])
+    n = num_docs(retriever)
     return known + len(terms.unknown) * math.log(1 + (n - 1 + 0.5) / 1.5)
 
 
 def idf(retriever, terms: QueryTerms) -> np.ndarray:
     """Inverse document frequency (Lucene's) of each known term, divided by the largest
     possible value (a term in one document), so 1.0 = rarest."""
-    n = int(retriever.scores["num_docs"])
-    indptr = retriever.scores["indptr"]
-    df = np.array([int(indptr[t + 1]) - int(indptr[t]) for t in terms.ids], dtype=np.float64)
+    n = num_docs(retriever)
+    if (stats := _corpus(retriever)) is not None:
+        df = stats.df[list(terms.ids)].astype(np.float64)
+    else:
+        indptr = retriever.scores["indptr"]
+        df = np.array([int(indptr[t + 1]) - int(indptr[t]) for t in terms.ids], dtype=np.float64)
     top = math.log(1 + (n - 1 + 0.5) / 1.5)
     return np.log(1 + (n - df + 0.5) / (df + 0.5)) / top if len(df) else np.zeros(0)
 

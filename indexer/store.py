@@ -522,6 +522,8 @@ def write_generation(
     before_switch: Callable[[Path], None] | None = None,
     windows: tuple[np.ndarray, np.ndarray] | None = None,
     vectors_name: str | None = None,
+    lexical_index: Any = None,
+    shard: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -541,6 +543,9 @@ def write_generation(
             app never sees a map-less generation).
         windows: (window vectors, owner row of each, ascending) from indexer/windows.py.
         vectors_name: the file the vectors were imported from (`--vectors`), recorded.
+        lexical_index: a BM25 index to store instead of building one from the papers (a
+            shard's: the whole index's postings cut to its rows, `lexical.cut`).
+        shard: which part of which index this generation is (indexer/shard.py), recorded.
 
     Returns:
         The new generation's folder.
@@ -557,7 +562,9 @@ def write_generation(
              "vectors": vectors_name}
     with _new_generation(root) as gen:
         manifest = _write_files(gen, papers, vectors, model, index_type, float16, reuse,
-                                with_lexical, before_switch, windows, build)
+                                with_lexical, before_switch, windows, build, lexical_index)
+        if shard is not None:
+            manifest["shard"] = shard
         _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
         _switch(root, gen)
     return gen
@@ -610,7 +617,7 @@ def _map_entry(gen: Path) -> dict[str, Any] | None:
 
 
 def _write_files(gen, papers, vectors, model, index_type, float16, reuse, with_lexical,
-                 before_switch, windows, build) -> dict[str, Any]:
+                 before_switch, windows, build, lexical_index=None) -> dict[str, Any]:
     _write_papers(gen / PAPERS_DB, papers)
     _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
     faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse)
@@ -626,8 +633,9 @@ def _write_files(gen, papers, vectors, model, index_type, float16, reuse, with_l
         _write_vectors(gen / WINDOW_OWNERS, np.asarray(owners, dtype=np.int32))
         files += [WINDOWS, WINDOW_OWNERS]
     if with_lexical:
-        lexical.save(lexical.build([p.title for p in papers], [p.abstract for p in papers]),
-                     gen / BM25_DIR)
+        if lexical_index is None:
+            lexical_index = lexical.build([p.title for p in papers], [p.abstract for p in papers])
+        lexical.save(lexical_index, gen / BM25_DIR)
         files += sorted(f"{BM25_DIR}/{f.name}" for f in (gen / BM25_DIR).iterdir())
     for name in files[len(DATA_FILES):]:
         _fsync_path(gen / name)

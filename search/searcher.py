@@ -41,6 +41,7 @@ BM25_CORRECTION_MARGIN = 0.1  # the same in BM25 share (unknown words count in i
 # A filter keeping at most this many papers is answered by exact inner products over them
 # (about 3 ms at dimension 384); larger sets go through the FAISS index with a bitmap.
 EXACT_AMONG = 20_000
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,24 @@ class Results:
     below_floor: int = 0
     best_dense: float = float("-inf")
     best_bm25: float = 0.0
+    sharded: bool = False
+    missing: tuple[str, ...] = ()
 
     @property
     def no_close_matches(self) -> bool:
         return not self.hits and self.below_floor > 0
 
     def to_dict(self, took_ms: float | None = None) -> dict[str, Any]:
-        """The answer as `search --queries --json`, the HTTP API and the MCP tools give it."""
-        return {"query": self.typed,
-                "took_ms": None if took_ms is None else round(took_ms, 2),
-                "corrected": self.query if self.corrected else None,
-                "no_close_matches": self.no_close_matches,
-                "hits": [h.to_dict() for h in self.hits]}
+        """The answer as `search --queries --json`, the HTTP API and the MCP tools give it;
+        from shards (search/sharded.py) also whether some shards did not answer."""
+        answer = {"query": self.typed,
+                  "took_ms": None if took_ms is None else round(took_ms, 2),
+                  "corrected": self.query if self.corrected else None,
+                  "no_close_matches": self.no_close_matches,
+                  "hits": [h.to_dict() for h in self.hits]}
+        if self.sharded:
+            answer.update(partial=bool(self.missing), missing_shards=list(self.missing))
+        return answer
 
 
 def check_k(k: int) -> None:
@@ -393,24 +400,19 @@ class Searcher:
         that are not close matches. With `report`, returns (hits, candidates left out,
         the `_Found` they came from)."""
         n = k if sort == "relevance" else max(k, SORT_POOL)
-        allowed = None
-        if filters is not None and filters.active:
-            allowed = self.allowed_rows(filters)
-            if len(allowed) == 0:
-                return ([], 0, _Found.none()) if report else []
-        if mode in ("hybrid", "related") and self.index.lexical is None:
-            mode = "dense"
-        exclude = np.asarray(exclude, dtype=np.int64)
-        found = self._retrieve(vector, text, n, allowed, mode, exclude, seeds)
+        seed_papers = list(self._papers(list(seeds)).values()) if mode == "related" else []
+        found = fused(self._candidates(vector, text, n, filters, mode,
+                                       np.asarray(exclude, dtype=np.int64), seed_papers),
+                      n, self.fusion, text)
         rows, scores, sources = found.rows, found.scores, found.sources
         dropped = 0
         if floor is not None:
             close = (found.dense >= floor.dense) | (found.bm25 >= floor.bm25)
             dropped = int(np.count_nonzero(~close))
             rows, scores = rows[close], scores[close]
-        papers = self.index.papers.papers([int(r) for r in rows])
+        papers = self._papers([int(r) for r in rows])
         hits = [Hit(rank=0, score=float(s), paper=papers[int(r)], sources=sources.get(int(r), {}))
-                for r, s in zip(rows, scores, strict=True)]
+                for r, s in zip(rows, scores, strict=True) if int(r) in papers]
         if sort == "newest":
             hits.sort(key=lambda h: (h.paper.published, h.score), reverse=True)
         elif sort == "upvotes":
@@ -551,24 +553,50 @@ class Searcher:
         top = top[np.argsort(-scores[top], kind="stable")]
         return allowed[top].astype(np.int64), scores[top]
 
-    def _retrieve(self, vector, text, n, allowed, mode, exclude, seeds=()) -> _Found:
-        """The candidates, best first, with each one's cosine and BM25 share beside its
-        score. Scores are on a fixed 0-1 scale: cosine (dense), BM25 over the query's
-        ceiling (bm25), their convex combination (hybrid, related)."""
+    def _papers(self, rows: Sequence[int]) -> dict[int, Paper]:
+        return self.index.papers.papers(rows)
+
+    def _candidates(self, vector, text, n, filters, mode, exclude, seed_papers) -> Candidates:
+        return self.candidates(vector, text, n, filters, mode, exclude, seed_papers)
+
+    def candidates(self, vector, text: str, n: int, filters: Filters | None, mode: str,
+                   exclude: np.ndarray = _NO_ROWS, seed_papers: Sequence[Paper] = ()
+                   ) -> Candidates:
+        """What this index proposes for a query before fusion: each retriever's
+        candidates, and every candidate's cosine (with windows) and BM25 share. A shard
+        (search/sharded.py) answers with these; merged, they fuse as one index's would.
+
+        Args:
+            vector: the query's vector (None in "bm25" mode).
+            n: the results wanted ("dense" and "bm25" take that many; fused modes take
+                `fusion.pool` from each side, at least n).
+            mode: "dense", "bm25", "hybrid" or "related" (an index without BM25 answers
+                the fused modes from the dense side).
+            exclude: rows never proposed.
+            seed_papers: "related" mode: the papers whose distinctive terms are the BM25 query.
+        """
+        if filters is not None and filters.active:
+            allowed = self.allowed_rows(filters)
+            if len(allowed) == 0:
+                return Candidates.none(mode, self.index.windows is not None)
+        else:
+            allowed = None
+        if mode in ("hybrid", "related") and self.index.lexical is None:
+            mode = "dense"
+        pool = max(n, self.fusion.pool)
+        with_windows = self.index.windows is not None
         if mode == "dense":
-            if self.index.windows is None:
-                rows, scores = self._dense(vector, n, allowed, exclude)
-            else:  # whole-text candidates, re-scored with their best passage window
-                rows, scores = self._dense(vector, max(n, self.fusion.pool), allowed, exclude)
-                rows, scores = self._with_windows(rows, scores, vector)
-                rows, scores = rows[:n], scores[:n]
-            best = float(scores[0]) if len(scores) else float("-inf")
-            return _Found(rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, 1)},
-                          scores, np.zeros(len(rows)), best, 0.0)
+            d_rows, d_whole = self._dense(vector, pool if with_windows else n, allowed, exclude)
+            dense = d_whole
+            if with_windows:  # whole-text candidates, re-scored with their best passage window
+                dense = self._checked(windows.combine(d_whole, windows.best_window(
+                    self.index.windows, self.index.window_ptr, d_rows, vector)))
+            order = np.argsort(d_rows, kind="stable")
+            return Candidates(mode, with_windows, d_rows, d_whole, _NO_ROWS, d_rows[order],
+                              dense[order], np.zeros(len(d_rows), np.float32))
         retriever = self.index.lexical
         if mode == "related":
-            terms = lexical.seed_terms(retriever, self.index.papers.papers(list(seeds)).values(),
-                                       SEED_TERMS)
+            terms = lexical.seed_terms(retriever, seed_papers, SEED_TERMS)
         else:
             terms = lexical.query_terms(retriever, text)
         try:
@@ -581,48 +609,20 @@ class Searcher:
             bm25 = bm25 / ceiling
         if len(exclude):
             bm25[exclude] = 0.0
-        pool = max(n, self.fusion.pool)
         b_rows = top_rows(bm25, pool if mode != "bm25" else n, allowed)
         if mode == "bm25":
-            return _Found(b_rows, bm25[b_rows], {int(r): {"bm25": i} for i, r in enumerate(b_rows, 1)},
-                          np.zeros(len(b_rows)), bm25[b_rows], float("-inf"),
-                          float(bm25[b_rows[0]]) if len(b_rows) else 0.0)
-        d_rows, d_top = self._dense(vector, pool, allowed, exclude)
+            order = np.argsort(b_rows, kind="stable")
+            return Candidates(mode, with_windows, _NO_ROWS, np.zeros(0, np.float32), b_rows,
+                              b_rows[order], np.zeros(len(b_rows), np.float32), bm25[b_rows][order])
+        d_rows, d_whole = self._dense(vector, pool, allowed, exclude)
         union = np.union1d(d_rows, b_rows)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
-        if self.index.windows is not None:  # one window pass over the union serves both
+        if with_windows:  # one window pass over the union serves both
             dense_scores = windows.combine(dense_scores, windows.best_window(
                 self.index.windows, self.index.window_ptr, union, vector))
-            d_top = dense_scores[np.searchsorted(union, d_rows)]
-            order = np.argsort(-d_top, kind="stable")
-            d_rows, d_top = d_rows[order], d_top[order]
-        dense_scores = self._checked(dense_scores)
-        weight = None  # "convex", "minmax", "rrf": as the Fusion says
-        if mode == "related":
-            weight = RELATED_DENSE_WEIGHT
-        elif len(b_rows) == 0:
-            weight = 1.0  # no query term in the index (stopwords, punctuation): meaning only
-        elif self.fusion.method == "adaptive":
-            features = hybrid.query_features(
-                text, len(terms.tokens), len(terms.unknown), lexical.idf(retriever, terms),
-                d_top[:10], bm25[b_rows[:10]], hybrid.overlap_at(d_rows, b_rows))
-            weight = hybrid.adaptive_weight(features)
-        rows, fused = fuse(d_rows, dense_scores, b_rows, bm25[union], self.fusion, weight)
-        sources: dict[int, dict[str, int]] = {}
-        for name, ranked in (("dense", d_rows), ("bm25", b_rows)):
-            for i, r in enumerate(ranked, start=1):
-                sources.setdefault(int(r), {})[name] = i
-        at = np.searchsorted(union, rows[:n])
-        best = float(dense_scores.max()) if len(dense_scores) else float("-inf")
-        return _Found(rows[:n], fused[:n], sources, dense_scores[at], bm25[rows[:n]], best,
-                      float(bm25[b_rows[0]]) if len(b_rows) else 0.0)
-
-    def _with_windows(self, rows, whole, vector) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates re-scored with their best passage window (indexer/windows.py), best first."""
-        scores = self._checked(windows.combine(whole, windows.best_window(
-            self.index.windows, self.index.window_ptr, rows, vector)))
-        order = np.argsort(-scores, kind="stable")
-        return rows[order], scores[order]
+        return Candidates(mode, with_windows, d_rows, d_whole, b_rows, union,
+                          self._checked(dense_scores), bm25[union], len(terms.tokens),
+                          len(terms.unknown), lexical.idf(retriever, terms))
 
     def _checked(self, cosines: np.ndarray) -> np.ndarray:
         """Cosines of unit vectors lie in [-1, 1]: anything else comes from damaged vector
@@ -664,6 +664,88 @@ class _Found:
     def none(cls) -> _Found:
         empty = np.zeros(0)
         return cls(empty.astype(np.int64), empty, {}, empty, empty, float("-inf"), 0.0)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One index's (or one shard's) candidates for a query, before fusion.
+
+    mode: the mode they were found for ("dense" when an index without BM25 was asked
+        for a fused mode).
+    windows: whether dense scores include passage windows.
+    d_rows, d_whole: the dense retriever's rows by whole-text cosine, best first, and
+        those cosines (as FAISS gave them).
+    b_rows: the BM25 retriever's rows, best first.
+    rows: every candidate, ascending; `dense` and `bm25` are aligned with it: the dense
+        score (cosine, with windows: `windows.combine`) and the BM25 share.
+    n_tokens, n_unknown, idf: the query's BM25 tokens, how many the index never saw,
+        each known one's normalised IDF (the adaptive weight's features).
+    """
+
+    mode: str
+    windows: bool
+    d_rows: np.ndarray
+    d_whole: np.ndarray
+    b_rows: np.ndarray
+    rows: np.ndarray
+    dense: np.ndarray
+    bm25: np.ndarray
+    n_tokens: int = 0
+    n_unknown: int = 0
+    idf: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @classmethod
+    def none(cls, mode: str, with_windows: bool = False) -> Candidates:
+        empty = np.zeros(0, dtype=np.float32)
+        return cls(mode, with_windows, _NO_ROWS, empty, _NO_ROWS, _NO_ROWS, empty, empty)
+
+
+def fused(c: Candidates, n: int, fusion: Fusion, text: str) -> _Found:
+    """The `n` best candidates, best first: dense and BM25 modes rank by their own side;
+    "hybrid" fuses both with the adaptive (or the fusion's) weight, "related" with
+    `RELATED_DENSE_WEIGHT`. Scores are on a fixed 0-1 scale: cosine (dense), BM25 over the
+    query's ceiling (bm25), their convex combination (hybrid, related)."""
+    at_d = np.searchsorted(c.rows, c.d_rows)
+    at_b = np.searchsorted(c.rows, c.b_rows)
+    if c.mode == "dense":
+        rows, scores = c.d_rows, c.dense[at_d]
+        if c.windows:
+            order = np.argsort(-scores, kind="stable")
+            rows, scores = rows[order], scores[order]
+        else:
+            scores = c.d_whole
+        rows, scores = rows[:n], scores[:n]
+        best = float(scores[0]) if len(scores) else float("-inf")
+        return _Found(rows, scores, {int(r): {"dense": i} for i, r in enumerate(rows, 1)},
+                      scores, np.zeros(len(rows)), best, 0.0)
+    b_top = c.bm25[at_b]
+    if c.mode == "bm25":
+        return _Found(c.b_rows, b_top, {int(r): {"bm25": i} for i, r in enumerate(c.b_rows, 1)},
+                      np.zeros(len(c.b_rows)), b_top, float("-inf"),
+                      float(b_top[0]) if len(b_top) else 0.0)
+    d_rows, d_top = c.d_rows, c.d_whole
+    if c.windows:
+        d_top = c.dense[at_d]
+        order = np.argsort(-d_top, kind="stable")
+        d_rows, d_top = d_rows[order], d_top[order]
+    weight = None  # "convex", "minmax", "rrf": as the Fusion says
+    if c.mode == "related":
+        weight = RELATED_DENSE_WEIGHT
+    elif len(c.b_rows) == 0:
+        weight = 1.0  # no query term in the index (stopwords, punctuation): meaning only
+    elif fusion.method == "adaptive":
+        features = hybrid.query_features(text, c.n_tokens, c.n_unknown, c.idf, d_top[:10],
+                                         b_top[:10], hybrid.overlap_at(d_rows, c.b_rows))
+        weight = hybrid.adaptive_weight(features)
+    rows, scores = fuse(d_rows, c.dense, c.b_rows, c.bm25, fusion, weight)
+    sources: dict[int, dict[str, int]] = {}
+    for name, ranked in (("dense", d_rows), ("bm25", c.b_rows)):
+        for i, r in enumerate(ranked, start=1):
+            sources.setdefault(int(r), {})[name] = i
+    at = np.searchsorted(c.rows, rows[:n])
+    best = float(c.dense.max()) if len(c.dense) else float("-inf")
+    return _Found(rows[:n], scores[:n], sources, c.dense[at], c.bm25[at], best,
+                  float(b_top[0]) if len(b_top) else 0.0)
 
 
 def exact_name(author: str) -> tuple[str, bool]:

@@ -1,0 +1,423 @@
+"""Searching shards (indexer/shard.py) as one index: scatter each query, merge, fuse once.
+
+Every shard answers a query with its `Candidates` (search/searcher.py): its dense top
+`pool` by whole-text cosine, its BM25 top `pool`, and both scores of each of them. The
+whole index's top `pool` on either side is among the shards' own top `pool`s, and a
+paper's scores are the same in its shard as in the whole index (same vectors; BM25
+postings cut from the whole index's, with its corpus statistics), so `merge` rebuilds the
+single index's candidates exactly and the one fusion function ranks them: same top-k,
+same scores (to float rounding of the dot products).
+
+Shards are served by `ShardServer`s: in this process (`local_shards`, for tests and one
+machine) or as Ray actors placed across a cluster's nodes (`ray_shards`). A shard that
+does not answer (its actor died, or it took longer than `timeout`) is left out: the
+answer is built from the others and says so (`Results.missing`, `"partial": true` and
+`"missing_shards"` in the API's JSON); Ray restarts a dead shard actor, which then answers
+again. A query that no shard answers is an error (503 in the API).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.encoder import DEFAULT_MODEL
+from indexer.errors import InvalidQuery, ModelMismatch, PapersiftError, UnknownPaper
+from indexer.records import Paper, canonical_id
+from indexer.shard import ShardInfo, read_set, shard_name
+from indexer.store import ModelInfo, read_manifest
+from search.hybrid import DEFAULT_FUSION, RELEVANCE_FLOOR, Floor, Fusion
+from search.recommend import rocchio
+from search.searcher import (
+    Candidates,
+    Filters,
+    Hit,
+    Results,
+    Searcher,
+    check_k,
+    check_sort,
+)
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 10.0  # seconds a query waits for a shard before answering without it
+
+
+class ShardsUnavailable(PapersiftError):
+    """No shard answered (the API answers 503)."""
+
+
+class ShardServer:
+    """One shard, opened read-only, answering in the whole index's row numbers."""
+
+    def __init__(self, root: str, first: int, fusion: Fusion = DEFAULT_FUSION) -> None:
+        self.searcher = Searcher(root, None, fusion=fusion, floor=0, correct=False)
+        self.first = first
+        self.end = first + self.searcher.count
+
+    def ping(self) -> dict[str, Any]:
+        m = self.searcher.index.manifest
+        return {"first": self.first, "end": self.end, "generation": self.searcher.index.generation.name,
+                "shard": m.get("shard"), "lexical": self.searcher.index.lexical is not None}
+
+    def categories(self) -> list[tuple[str, int]]:
+        return self.searcher.categories
+
+    def candidates(self, vector, text: str, n: int, filters: Filters | None, mode: str,
+                   exclude: np.ndarray, seed_papers: Sequence[Paper]) -> Candidates:
+        exclude = np.asarray(exclude, dtype=np.int64)
+        local = exclude[(exclude >= self.first) & (exclude < self.end)] - self.first
+        c = self.searcher.candidates(vector, text, n, filters, mode, local, seed_papers)
+        return replace(c, d_rows=c.d_rows + self.first, b_rows=c.b_rows + self.first,
+                       rows=c.rows + self.first)
+
+    def papers(self, rows: Sequence[int]) -> dict[int, Paper]:
+        mine = [int(r) - self.first for r in rows if self.first <= int(r) < self.end]
+        return {r + self.first: p for r, p in self.searcher.index.papers.papers(mine).items()}
+
+    def row_of(self, paper_id: str) -> int | None:
+        row = self.searcher.index.papers.row_of(paper_id)
+        return None if row is None else row + self.first
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        local = [int(r) - self.first for r in rows]
+        return np.asarray(self.searcher.index.vectors[local], dtype=np.float32)
+
+    def suggest(self, text: str) -> str | None:
+        return self.searcher._suggest(text)
+
+    def close(self) -> None:
+        self.searcher.close()
+
+
+def merge(parts: Sequence[Candidates], n: int, pool: int) -> Candidates:
+    """The single index's candidates from its shards' (rows in the whole index's numbers,
+    shards in row order): each side's best `pool` (dense: by whole-text cosine; `n` for
+    "dense" without windows and for "bm25", as `Searcher.candidates` takes them), then
+    every chosen row's scores from its shard."""
+    parts = [c for c in parts if c is not None]
+    if not parts:
+        raise ShardsUnavailable("no shard answered")
+    first = next((c for c in parts if len(c.rows)), parts[0])  # not one its filters emptied
+    mode, with_windows = first.mode, first.windows
+
+    def best(rows_of, scores_of, k):
+        rows = np.concatenate([rows_of(c) for c in parts]).astype(np.int64)
+        scores = np.concatenate([scores_of(c) for c in parts]).astype(np.float32)
+        order = np.lexsort((rows, -scores))[:k]  # best first; ties: the lower row
+        return rows[order], scores[order]
+
+    k_dense = pool if (mode != "dense" or with_windows) else n
+    d_rows, d_whole = best(lambda c: c.d_rows, lambda c: c.d_whole, max(n, k_dense))
+    b_rows, b_scores = best(lambda c: c.b_rows, lambda c: c.bm25[np.searchsorted(c.rows, c.b_rows)],
+                            max(n, pool) if mode != "bm25" else n)
+    all_rows = np.concatenate([c.rows for c in parts])  # shards hold ascending, disjoint rows
+    all_dense = np.concatenate([c.dense for c in parts])
+    all_bm25 = np.concatenate([c.bm25 for c in parts])
+    order = np.argsort(all_rows, kind="stable")
+    all_rows, all_dense, all_bm25 = all_rows[order], all_dense[order], all_bm25[order]
+    rows = np.union1d(d_rows, b_rows)
+    at = np.searchsorted(all_rows, rows)
+    informed = max(parts, key=lambda c: c.n_tokens)  # the query's terms: same in every shard
+    return Candidates(mode, with_windows, d_rows, d_whole, b_rows, rows, all_dense[at],
+                      all_bm25[at], informed.n_tokens, informed.n_unknown, informed.idf)
+
+
+class _Backend:
+    """How the coordinator reaches its shards: `call(i, method, *args)` for one shard,
+    `scatter(method, *args)` for all (None where a shard failed)."""
+
+    names: list[str]
+
+    def call(self, i: int, method: str, *args):
+        raise NotImplementedError
+
+    def scatter(self, method: str, *args) -> list[Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _Local(_Backend):
+    def __init__(self, servers: list[ShardServer], names: list[str]) -> None:
+        self.servers, self.names = servers, names
+
+    def call(self, i, method, *args):
+        return getattr(self.servers[i], method)(*args)
+
+    def scatter(self, method, *args):
+        out = []
+        for server in self.servers:
+            try:
+                out.append(getattr(server, method)(*args))
+            except PapersiftError:
+                raise
+            except Exception as e:  # noqa: BLE001 - one shard's failure leaves it out
+                log.warning("shard %s failed: %s", server.searcher.index.root, e)
+                out.append(None)
+        return out
+
+    def close(self):
+        for server in self.servers:
+            server.close()
+
+
+class _Ray(_Backend):
+    def __init__(self, actors: list[Any], names: list[str], timeout: float) -> None:
+        self.actors, self.names, self.timeout = actors, names, timeout
+
+    def call(self, i, method, *args):
+        import ray
+
+        return ray.get(getattr(self.actors[i], method).remote(*args), timeout=self.timeout)
+
+    def scatter(self, method, *args):
+        import ray
+        from ray.exceptions import RayError
+
+        refs = [getattr(actor, method).remote(*args) for actor in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.timeout)
+        done = set(ready)
+        out = []
+        for name, ref in zip(self.names, refs, strict=True):
+            if ref not in done:
+                log.warning("shard %s did not answer within %.1f s", name, self.timeout)
+                ray.cancel(ref, force=False)
+                out.append(None)
+                continue
+            try:
+                out.append(ray.get(ref))
+            except RayError as e:
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, PapersiftError):
+                    raise cause from None  # the query's own fault (bad filter, ...)
+                log.warning("shard %s failed: %s", name, str(e).splitlines()[0][:200])
+                out.append(None)
+        return out
+
+    def close(self):
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+
+
+def local_shards(folder: str | Path, fusion: Fusion = DEFAULT_FUSION) -> tuple[list[ShardInfo], _Backend]:
+    infos = read_set(folder)
+    servers = [ShardServer(str(s.root), s.first, fusion) for s in infos]
+    return infos, _Local(servers, [s.root.name for s in infos])
+
+
+def ray_shards(folder: str | Path, address: str, fusion: Fusion = DEFAULT_FUSION,
+               timeout: float = TIMEOUT) -> tuple[list[ShardInfo], _Backend]:
+    """One Ray actor per shard, spread over the cluster's nodes; each opens its shard from
+    the same path (a folder every node can read: shared storage, or a copy at that path).
+    A dead actor is restarted by Ray (it reopens its shard)."""
+    from indexer.cluster import connect
+
+    infos = read_set(folder)
+    connect(address)
+    import ray
+
+    remote = ray.remote(ShardServer).options(
+        num_cpus=1, max_restarts=-1, max_task_retries=0, max_concurrency=4,
+        scheduling_strategy="SPREAD")
+    actors = [remote.remote(str(s.root.resolve()), s.first, fusion) for s in infos]
+    names = [s.root.name for s in infos]
+    backend = _Ray(actors, names, timeout)
+    try:
+        ray.get([a.ping.remote() for a in actors], timeout=max(60.0, timeout))
+    except Exception as e:  # noqa: BLE001 - any failure to open a shard is one line
+        backend.close()
+        raise PapersiftError(f"shards in {folder} did not open on the cluster: "
+                             f"{str(e).splitlines()[0][:300]}") from None
+    return infos, backend
+
+
+@dataclass
+class _ShardedIndex:
+    """What front ends read of `Searcher.index`, for a set of shards."""
+
+    root: Path
+    generation: Path
+    manifest: dict[str, Any]
+    lexical: Any = None
+    windows: Any = None
+
+    @property
+    def count(self) -> int:
+        return int(self.manifest["count"])
+
+    @property
+    def model(self) -> ModelInfo:
+        m = self.manifest["model"]
+        return ModelInfo(m["name"], m["fingerprint"], int(self.manifest["dim"]))
+
+
+class ShardedSearcher(Searcher):
+    """A `Searcher` over a set of shards: `query`, `search`, `similar`, `recommend`
+    (Rocchio), `paper` and `filters` as on one index; browsing, the map and SVM
+    recommendations need the whole index and are refused.
+
+    Args:
+        folder: the folder `papersift shard --out` wrote.
+        encoder: the query encoder (the shards' model).
+        address: a Ray cluster's address ("auto", "HOST:PORT"), or None to open the
+            shards in this process.
+    """
+
+    def __init__(self, folder: str | Path, encoder: Any = None, fusion: Fusion = DEFAULT_FUSION,
+                 floor: Floor | float | None = None, correct: bool = True,
+                 address: str | None = None, timeout: float = TIMEOUT) -> None:
+        self.folder = Path(folder)
+        infos = read_set(self.folder)  # before any cluster work: a bad folder is one line
+        gen, manifest = read_manifest(infos[0].root)
+        model = ModelInfo(manifest["model"]["name"], manifest["model"]["fingerprint"],
+                          int(manifest["dim"]))
+        if encoder is not None:
+            mine = ModelInfo.of(encoder)
+            if (mine.name, mine.fingerprint, mine.dim) != (model.name, model.fingerprint, model.dim):
+                raise ModelMismatch(f"{self.folder}: the shards were built with {model.name} "
+                                    f"({model.fingerprint[:12]}); queries would be encoded "
+                                    f"with {mine.name} ({mine.fingerprint[:12]})")
+        self.infos, self.backend = (ray_shards(self.folder, address, fusion, timeout)
+                                    if address else local_shards(self.folder, fusion))
+        self.encoder, self.fusion, self.correct = encoder, fusion, correct
+        total = infos[0].total
+        self.index = _ShardedIndex(self.folder, self.folder, {
+            **manifest, "count": total, "shard": None,
+            "shards": [{"name": s.root.name, "first": s.first, "end": s.end} for s in infos]})
+        self.index.lexical = True if manifest.get("lexical") else None
+        if floor is None:
+            floor = RELEVANCE_FLOOR if model.name == DEFAULT_MODEL else 0.0
+        if not isinstance(floor, Floor):
+            floor = Floor(float(floor), float(floor))
+        self.floor = floor if floor.dense > 0 or floor.bm25 > 0 else None
+        self._lock = threading.Lock()
+        self._missing = threading.local()
+        self._categories_all: list[tuple[str, int]] | None = None
+
+    @property
+    def shard_names(self) -> list[str]:
+        return [shard_name(i) for i in range(len(self.infos))]
+
+    def health(self) -> dict[str, Any]:
+        """Which shards answer now (each asked once, with the timeout)."""
+        answers = self.backend.scatter("ping")
+        return {"shards": len(answers),
+                "down": [n for n, a in zip(self.backend.names, answers, strict=True) if a is None]}
+
+    @property
+    def categories(self) -> list[tuple[str, int]]:
+        """Every category with its paper count over all shards (kept once every shard
+        has answered)."""
+        if self._categories_all is not None:
+            return self._categories_all
+        counts: dict[str, int] = {}
+        answers = self.backend.scatter("categories")
+        for part in answers:
+            for name, n in part or ():
+                counts[name] = counts.get(name, 0) + n
+        found = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+        if all(a is not None for a in answers):
+            self._categories_all = found
+        return found
+
+    def _candidates(self, vector, text, n, filters, mode, exclude, seed_papers) -> Candidates:
+        parts = self.backend.scatter("candidates", vector, text, n, filters, mode, exclude,
+                                     list(seed_papers))
+        missing = tuple(name for name, c in zip(self.backend.names, parts, strict=True) if c is None)
+        self._missing.value = missing
+        return merge(parts, n, max(n, self.fusion.pool))
+
+    def _query(self, text, typed, k, filters, sort, mode, use_floor=True) -> Results:
+        self._missing.value = ()
+        results = super()._query(text, typed, k, filters, sort, mode, use_floor)
+        return replace(results, missing=self._missing.value, sharded=True)
+
+    def _papers(self, rows: Sequence[int]) -> dict[int, Paper]:
+        found: dict[int, Paper] = {}
+        for part in self.backend.scatter("papers", [int(r) for r in rows]):
+            found.update(part or {})
+        return found
+
+    def _suggest(self, text: str) -> str | None:
+        if self.index.lexical is None:
+            return None
+        for i in range(len(self.infos)):
+            try:
+                return self.backend.call(i, "suggest", text)
+            except PapersiftError:
+                raise
+            except Exception:  # noqa: BLE001 - ask the next shard
+                continue
+        return None
+
+    def _row(self, paper_id: str) -> int:
+        if not isinstance(paper_id, str) or not paper_id.strip():
+            raise InvalidQuery("empty paper id")
+        answers = self.backend.scatter("row_of", canonical_id(paper_id))
+        for row in answers:
+            if row is not None:
+                return int(row)
+        down = [n for n, a in zip(self.backend.names, answers, strict=True) if a is None]
+        raise UnknownPaper(f"unknown paper id {paper_id!r} in shards {self.folder}"
+                           + (f" (shards {', '.join(down)} did not answer)" if down else ""))
+
+    def _vectors(self, rows: Sequence[int]) -> np.ndarray:
+        out = np.zeros((len(rows), self.index.model.dim), dtype=np.float32)
+        for i, s in enumerate(self.infos):
+            mine = [j for j, r in enumerate(rows) if s.first <= r < s.end]
+            if mine:
+                out[mine] = self.backend.call(i, "vectors", [rows[j] for j in mine])
+        return out
+
+    def paper(self, paper_id: str) -> Paper:
+        row = self._row(paper_id)
+        found = self._papers([row])
+        if row not in found:
+            raise ShardsUnavailable(f"the shard holding {paper_id} did not answer")
+        return found[row]
+
+    def similar(self, paper_id: str, k: int = 10, filters: Filters | None = None,
+                sort: str = "relevance") -> list[Hit]:
+        check_k(k)
+        check_sort(sort)
+        row = self._row(paper_id)
+        vector = self._vectors([row])[0]
+        return self._ranked(vector, "", k, filters, sort, "related", exclude=(row,), seeds=(row,))
+
+    def recommend(self, like: Sequence[str], unlike: Sequence[str] = (), k: int = 10,
+                  filters: Filters | None = None, sort: str = "relevance",
+                  method: str = "rocchio") -> list[Hit]:
+        check_k(k)
+        check_sort(sort)
+        if method != "rocchio":
+            raise InvalidQuery(f"method {method!r} needs the whole index; sharded indexes "
+                               "recommend with rocchio")
+        if not like:
+            raise InvalidQuery("give at least one paper to like")
+        like_rows = list(dict.fromkeys(self._row(p) for p in like))
+        unlike_rows = list(dict.fromkeys(self._row(p) for p in unlike))
+        if set(like_rows) & set(unlike_rows):
+            raise InvalidQuery("a paper is both liked and unliked")
+        direction = rocchio(self._vectors(sorted(like_rows)), self._vectors(sorted(unlike_rows)))
+        exclude = tuple(sorted(set(like_rows) | set(unlike_rows)))
+        return self._ranked(direction, "", k, filters, sort, "related", exclude=exclude,
+                            seeds=tuple(like_rows))
+
+    def _whole_index_only(self, *args, **kwargs):
+        raise InvalidQuery("this needs the whole index; a sharded index answers searches, "
+                           "similar papers and recommendations")
+
+    browse = atlas = allowed_rows = search_vector = rows_of = _whole_index_only
+
+    def close(self) -> None:
+        self.backend.close()
