@@ -61,8 +61,7 @@ def write_shards(index: str | Path, shards: int, out: str | Path,
         count = handle.count
         if count < shards:
             raise PapersiftError(f"{index} holds {count} papers: too few for {shards} shards")
-        stale = sorted(p.name for p in out.glob(f"{PREFIX}*")
-                       if p.name not in {shard_name(i) for i in range(shards)})
+        stale = sorted(p.name for p in out.glob(f"{PREFIX}*") if not _part_of(p, shards))
         if stale:
             raise PapersiftError(f"{out} already holds {', '.join(stale[:3])}, not part of "
                                  f"{shards} shards; choose an empty folder")
@@ -93,6 +92,17 @@ def write_shards(index: str | Path, shards: int, out: str | Path,
         return written
     finally:
         handle.close()
+
+
+def _part_of(folder: Path, shards: int) -> bool:
+    """Whether an existing shard folder is one of `shards` shards (then it is rewritten)."""
+    if folder.name not in {shard_name(i) for i in range(shards)}:
+        return False
+    try:
+        entry = read_manifest(folder)[1].get("shard") or {}
+    except PapersiftError:
+        return True  # a damaged shard of this name: its new generation replaces it
+    return entry.get("of") == shards
 
 
 @dataclass(frozen=True)

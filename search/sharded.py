@@ -92,6 +92,9 @@ class ShardServer:
     def suggest(self, text: str) -> str | None:
         return self.searcher._suggest(text)
 
+    def date_range(self) -> tuple[str, str]:
+        return self.searcher.date_range
+
     def close(self) -> None:
         self.searcher.close()
 
@@ -241,15 +244,36 @@ def ray_shards(folder: str | Path, address: str, fusion: Fusion = DEFAULT_FUSION
     return infos, backend
 
 
+class _ShardedPapers:
+    """What front ends read of `IndexHandle.papers`, answered by the shards."""
+
+    def __init__(self, searcher: ShardedSearcher) -> None:
+        self._searcher = searcher
+
+    def categories(self) -> list[tuple[str, int]]:
+        return self._searcher.categories
+
+    def date_range(self) -> tuple[str, str]:
+        ranges = [r for r in self._searcher.backend.scatter("date_range") if r]
+        firsts = [lo for lo, _ in ranges if lo]
+        lasts = [hi for _, hi in ranges if hi]
+        return (min(firsts) if firsts else "", max(lasts) if lasts else "")
+
+
 @dataclass
 class _ShardedIndex:
-    """What front ends read of `Searcher.index`, for a set of shards."""
+    """What front ends read of `Searcher.index` (`IndexHandle`), for a set of shards."""
 
     root: Path
     generation: Path
     manifest: dict[str, Any]
+    papers: Any = None
+    size: int = 0
     lexical: Any = None
     windows: Any = None
+
+    def size_bytes(self) -> int:
+        return self.size
 
     @property
     def count(self) -> int:
@@ -291,9 +315,14 @@ class ShardedSearcher(Searcher):
                                     if address else local_shards(self.folder, fusion))
         self.encoder, self.fusion, self.correct = encoder, fusion, correct
         total = infos[0].total
+        manifests = [read_manifest(s.root)[1] for s in infos]
+        size = sum(f["size"] for m in manifests for f in m["files"].values())
         self.index = _ShardedIndex(self.folder, self.folder, {
             **manifest, "count": total, "shard": None,
-            "shards": [{"name": s.root.name, "first": s.first, "end": s.end} for s in infos]})
+            "files": {f"{s.root.name}/{name}": entry for s, m in zip(infos, manifests, strict=True)
+                      for name, entry in m["files"].items()},
+            "shards": [{"name": s.root.name, "first": s.first, "end": s.end} for s in infos]},
+            _ShardedPapers(self), size)
         self.index.lexical = True if manifest.get("lexical") else None
         if floor is None:
             floor = RELEVANCE_FLOOR if model.name == DEFAULT_MODEL else 0.0
@@ -413,11 +442,52 @@ class ShardedSearcher(Searcher):
         return self._ranked(direction, "", k, filters, sort, "related", exclude=exclude,
                             seeds=tuple(like_rows))
 
+    def atlas(self):
+        return None  # maps are computed on a whole index
+
     def _whole_index_only(self, *args, **kwargs):
         raise InvalidQuery("this needs the whole index; a sharded index answers searches, "
                            "similar papers and recommendations")
 
-    browse = atlas = allowed_rows = search_vector = rows_of = _whole_index_only
+    browse = allowed_rows = search_vector = rows_of = _whole_index_only
 
     def close(self) -> None:
         self.backend.close()
+
+
+class ShardedEngine:
+    """What `Engine` is to one index, for shards: the API's `searcher()` and `problem`."""
+
+    def __init__(self, searcher: ShardedSearcher) -> None:
+        self._searcher = searcher
+        self.encoder = searcher.encoder
+        self.switches = 0
+
+    def searcher(self) -> ShardedSearcher:
+        return self._searcher
+
+    @property
+    def problem(self) -> str | None:
+        """Shards that do not answer now (each asked once), or None."""
+        down = self._searcher.health()["down"]
+        return f"shards not answering: {', '.join(down)}" if down else None
+
+    @property
+    def generation(self) -> Path:
+        return self._searcher.folder
+
+
+def open_sharded_engine(folder: str | Path, address: str | None, model: str | None = None, *,
+                        warm: bool = False, encoder: Any = None, encoder_factory: Any = None,
+                        timeout: float = TIMEOUT) -> ShardedEngine:
+    """`search.engine.open_engine` for a folder of shards: checked before the model loads;
+    with `address`, one Ray actor per shard on that cluster, else all in this process."""
+    read_set(folder)
+    if encoder is None:
+        if encoder_factory is None:
+            from indexer.query_encoder import query_encoder as encoder_factory
+        encoder = encoder_factory(model)
+    engine = ShardedEngine(ShardedSearcher(folder, encoder, address=address, timeout=timeout))
+    if warm:
+        engine.encoder.encode(["warm-up"])
+    return engine

@@ -231,3 +231,66 @@ def test_whole_index_features_are_refused_on_shards(three):
         sharded.browse()
     with pytest.raises(InvalidQuery, match="rocchio"):
         sharded.recommend(["2210.16402"], method="svm")
+
+
+def test_the_api_serves_shards_as_one_index(whole, three, tmp_path, monkeypatch):
+    import httpx
+
+    from search.engine import open_engine
+    from search.sharded import open_sharded_engine
+    from tests.test_api import serving
+    from ui.api import create_app
+    from ui.settings import Settings
+
+    engine = open_sharded_engine(three, None, encoder=FakeEncoder())
+    single = create_app(open_engine(whole, encoder=FakeEncoder()), Settings(index=whole,
+                        lists=tmp_path / "a.sqlite"))
+    sharded = create_app(engine, Settings(index=whole, lists=tmp_path / "b.sqlite"))
+    with serving(single) as one, serving(sharded) as many, httpx.Client(timeout=20) as http:
+        for q in ["graph neural networks", "grpah neural netwroks", "reinforcement learning"]:
+            a = http.get(f"{one}/v1/search", params={"q": q}).json()
+            b = http.get(f"{many}/v1/search", params={"q": q, "category": "cs.LG"}).json()
+            c = http.get(f"{one}/v1/search", params={"q": q, "category": "cs.LG"}).json()
+            b_all = http.get(f"{many}/v1/search", params={"q": q}).json()
+            assert [h["id"] for h in b_all["hits"]] == [h["id"] for h in a["hits"]]
+            assert [h["id"] for h in b["hits"]] == [h["id"] for h in c["hits"]]
+            assert b_all["partial"] is False and b_all["missing_shards"] == []
+            assert "partial" not in a  # one index: the answer's shape is unchanged
+        pid = a["hits"][0]["id"]
+        assert http.get(f"{many}/v1/papers/{pid}").json() == http.get(f"{one}/v1/papers/{pid}").json()
+        sim_a = http.get(f"{one}/v1/papers/{pid}/similar").json()
+        sim_b = http.get(f"{many}/v1/papers/{pid}/similar").json()
+        assert [h["id"] for h in sim_a["hits"]] == [h["id"] for h in sim_b["hits"]]
+        health = http.get(f"{many}/health").json()
+        assert health["ok"] is True and health["papers"] == 2000
+        info = http.get(f"{many}/v1/info").json()
+        assert info["papers"] == 2000 and info["published"] == http.get(f"{one}/v1/info").json()["published"]
+        assert http.get(f"{many}/v1/papers/nonexistent-id").status_code == 404
+
+        def down(*args, **kwargs):
+            raise RuntimeError("gone")
+
+        for name in ("candidates", "papers", "ping"):
+            monkeypatch.setattr(engine.searcher().backend.servers[2], name, down)
+        b = http.get(f"{many}/v1/search", params={"q": "graph neural networks"}).json()
+        assert b["partial"] is True and b["missing_shards"] == ["shard-002"]
+        health = http.get(f"{many}/health").json()
+        assert health["ok"] is False and "shard-002" in health["problem"]
+        for server in engine.searcher().backend.servers:
+            monkeypatch.setattr(server, "candidates", down)
+        r = http.get(f"{many}/v1/search", params={"q": "graph neural networks"})
+        assert r.status_code == 503 and "no shard answered" in r.json()["error"]
+
+
+def test_cli_cuts_shards_and_refuses_bad_sets(whole, tmp_path, capsys):
+    from ui.cli import main
+
+    assert main(["shard", "--shards", "2", "--index", str(whole), "--out", str(tmp_path / "s")]) == 0
+    assert "2 shards of" in capsys.readouterr().err
+    assert [s.end for s in read_set(tmp_path / "s")] == [1000, 2000]
+    assert main(["shard", "--shards", "3", "--index", str(whole), "--out", str(tmp_path / "s")]) == 1
+    assert "not part of 3 shards" in capsys.readouterr().err
+    assert main(["serve", "--ray", "auto"]) == 2
+    assert "--ray serves shards" in capsys.readouterr().err
+    assert main(["serve", "--shards", str(tmp_path), "--port", "8741"]) == 1
+    assert "no shards in" in capsys.readouterr().err

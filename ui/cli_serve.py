@@ -123,6 +123,12 @@ def serve(
     log_queries: Annotated[bool, typer.Option(
         "--log-queries", help="Put query strings (the searches) in the access log.")] = False,
     lists: ListsOpt = None,
+    shards: Annotated[Path | None, typer.Option(
+        "--shards", help="Serve the shards `papersift shard` wrote to this folder instead of "
+        "one index (each query is scattered to every shard and the answers merged).")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="With --shards: serve each shard from an actor on this Ray cluster "
+        "('auto' or HOST:PORT); without, the shards are opened in this process.")] = None,
 ) -> None:
     """Serve the HTTP JSON API (OpenAPI docs at /docs) on 127.0.0.1."""
     from indexer.store import read_manifest
@@ -135,17 +141,29 @@ def serve(
     token = read_token(token_file) if token_file is not None else None
     origins = [check_origin(o) for o in cors_origin or ()]
     check_port(port, host)
+    if ray is not None and shards is None:
+        raise UsageProblem("--ray serves shards: give --shards DIR (written by `papersift shard`)")
     settings = Settings.load(index, model, lists=lists)
-    read_manifest(settings.index)  # a missing index is one line, before the model loads
     from ui import clikit
 
-    opener = functools.partial(open_engine, settings.index, settings.model, warm=True,
-                               encoder_factory=clikit.make_query_encoder)
+    if shards is not None:
+        from indexer.shard import read_set
+        from search.sharded import open_sharded_engine
+
+        read_set(shards)  # an incomplete set is one line, before the model loads
+        opener = functools.partial(open_sharded_engine, shards, ray, settings.model, warm=True,
+                                   encoder_factory=clikit.make_query_encoder)
+    else:
+        read_manifest(settings.index)  # a missing index is one line, before the model loads
+        opener = functools.partial(open_engine, settings.index, settings.model, warm=True,
+                                   encoder_factory=clikit.make_query_encoder)
     app = create_app(opener,
                      settings, token=token, allowed_hosts=allowed_hosts_for(host, allowed_host or ()),
                      cors_origins=origins, log_queries=log_queries)
     shown = f"[{host}]" if ":" in host else host
-    err.print(f"papersift: serving {settings.index} at http://{shown}:{port} (docs at /docs)"
+    served = settings.index if shards is None else f"the shards in {shards}" + (
+        f" on the Ray cluster at {ray}" if ray else "")
+    err.print(f"papersift: serving {served} at http://{shown}:{port} (docs at /docs)"
               + ("" if token else "; read-only without --token-file"), highlight=False)
     server = make_server(app, host, port, log_config())
     try:
@@ -155,3 +173,29 @@ def serve(
     if not server.started:
         raise typer.Exit(1)
 
+
+
+def shard(
+    shards: Annotated[int, typer.Option("--shards", min=1, max=1024,
+                                        help="How many shards to cut the index into.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write shard-000, shard-001, ... into.")],
+    index: IndexOpt = None,
+) -> None:
+    """Cut an index into N shard indexes that together answer exactly as it does
+    (serve them with `papersift serve --shards OUT [--ray ADDRESS]`)."""
+    import time
+
+    from indexer.shard import write_shards
+    from ui.clikit import human_size
+
+    settings = Settings.load(index, None)
+    started = time.perf_counter()
+
+    def done(i: int, root: Path) -> None:
+        size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        err.print(f"  {root.name}: {human_size(size)}", highlight=False)
+
+    written = write_shards(settings.index, shards, out, on_shard=done)
+    err.print(f"papersift: {len(written)} shards of {settings.index} in {out} "
+              f"({time.perf_counter() - started:.1f} s); serve them with "
+              f"`papersift serve --shards {out}`", highlight=False)
