@@ -18,6 +18,7 @@ again. A query that no shard answers is an error (503 in the API).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from indexer.encoder import DEFAULT_MODEL
-from indexer.errors import InvalidQuery, ModelMismatch, PapersiftError, UnknownPaper
+from indexer.errors import IndexCorrupt, InvalidQuery, ModelMismatch, PapersiftError, UnknownPaper
 from indexer.records import Paper, canonical_id
 from indexer.shard import ShardInfo, read_set, shard_name
 from indexer.store import ModelInfo, read_manifest
@@ -56,8 +57,14 @@ class ShardsUnavailable(PapersiftError):
 class ShardServer:
     """One shard, opened read-only, answering in the whole index's row numbers."""
 
-    def __init__(self, root: str, first: int, fusion: Fusion = DEFAULT_FUSION) -> None:
+    def __init__(self, root: str, first: int, fusion: Fusion = DEFAULT_FUSION,
+                 run: str | None = None) -> None:
         self.searcher = Searcher(root, None, fusion=fusion, floor=0, correct=False)
+        entry = self.searcher.index.manifest.get("shard") or {}
+        if run is not None and (entry.get("run") != run or entry.get("first") != first):
+            self.searcher.close()  # resharded since the set was opened: never mix two runs
+            raise IndexCorrupt(f"{root}: now holds a shard of another `papersift shard` run; "
+                               "restart the server to serve the new shards")
         self.first = first
         self.end = first + self.searcher.count
 
@@ -192,7 +199,8 @@ class _Ray(_Backend):
         for name, ref in zip(self.names, refs, strict=True):
             if ref not in done:
                 log.warning("shard %s did not answer within %.1f s", name, self.timeout)
-                ray.cancel(ref, force=False)
+                with contextlib.suppress(Exception):  # it may have finished meanwhile
+                    ray.cancel(ref, force=False)
                 out.append(None)
                 continue
             try:
@@ -214,7 +222,7 @@ class _Ray(_Backend):
 
 def local_shards(folder: str | Path, fusion: Fusion = DEFAULT_FUSION) -> tuple[list[ShardInfo], _Backend]:
     infos = read_set(folder)
-    servers = [ShardServer(str(s.root), s.first, fusion) for s in infos]
+    servers = [ShardServer(str(s.root), s.first, fusion, s.run) for s in infos]
     return infos, _Local(servers, [s.root.name for s in infos])
 
 
@@ -232,7 +240,7 @@ def ray_shards(folder: str | Path, address: str, fusion: Fusion = DEFAULT_FUSION
     remote = ray.remote(ShardServer).options(
         num_cpus=1, max_restarts=-1, max_task_retries=0, max_concurrency=4,
         scheduling_strategy="SPREAD")
-    actors = [remote.remote(str(s.root.resolve()), s.first, fusion) for s in infos]
+    actors = [remote.remote(str(s.root.resolve()), s.first, fusion, s.run) for s in infos]
     names = [s.root.name for s in infos]
     backend = _Ray(actors, names, timeout)
     try:

@@ -294,3 +294,15 @@ def test_cli_cuts_shards_and_refuses_bad_sets(whole, tmp_path, capsys):
     assert "--ray serves shards" in capsys.readouterr().err
     assert main(["serve", "--shards", str(tmp_path), "--port", "8741"]) == 1
     assert "no shards in" in capsys.readouterr().err
+
+
+def test_a_shard_reopened_after_resharding_refuses_to_mix_runs(whole, tmp_path):
+    from search.sharded import ShardServer
+
+    out = tmp_path / "s"
+    write_shards(whole, 2, out)
+    before = read_set(out)[1]
+    write_shards(whole, 2, out)
+    with pytest.raises(IndexCorrupt, match="another `papersift shard` run"):
+        ShardServer(str(before.root), before.first, run=before.run)
+    assert ShardServer(str(before.root), before.first, run=read_set(out)[1].run).end == 2000
