@@ -210,3 +210,29 @@ def another_writer(root):
     finally:
         release.set()
         thread.join()
+
+
+@pytest.fixture(scope="session")
+def ray_local_cluster():
+    """A real two-node Ray cluster on loopback (tests/ray_cluster.py), started once per
+    session and torn down by PID. Skipped where Ray is not installed, except in CI."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("ray is not installed (pip install -e '.[cluster]')")
+    from tests.ray_cluster import LocalCluster
+
+    cluster = LocalCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_local_cluster) -> str:
+    """The address (127.0.0.1:PORT) of the session's two-node Ray cluster."""
+    return ray_local_cluster.address
