@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -69,9 +70,15 @@ class ShardServer:
         self.end = first + self.searcher.count
 
     def ping(self) -> dict[str, Any]:
-        m = self.searcher.index.manifest
-        return {"first": self.first, "end": self.end, "generation": self.searcher.index.generation.name,
-                "shard": m.get("shard"), "lexical": self.searcher.index.lexical is not None}
+        """Where this shard is served: rows, generation, process and (in a Ray actor) node."""
+        import sys
+
+        node = None
+        if "ray" in sys.modules:
+            with contextlib.suppress(Exception):
+                node = sys.modules["ray"].get_runtime_context().get_node_id()
+        return {"first": self.first, "end": self.end, "pid": os.getpid(), "node": node,
+                "generation": self.searcher.index.generation.name}
 
     def categories(self) -> list[tuple[str, int]]:
         return self.searcher.categories
