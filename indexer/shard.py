@@ -11,12 +11,14 @@ are each query's BM25 ceiling and IDF features: merging the shards' candidates
 
 Each shard's manifest records which part it is (`shard`: index, of, first and end row,
 total papers, and the id of the sharding run), so a set mixed from two runs is refused
-(`read_set`).
+(`read_set`). A set is written whole into a new folder: it appears only when complete.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,33 +44,39 @@ def bounds(count: int, shards: int) -> list[tuple[int, int]]:
 
 def write_shards(index: str | Path, shards: int, out: str | Path,
                  on_shard: Callable[[int, Path], None] | None = None) -> list[Path]:
-    """Write the index's served generation as `shards` shard indexes under `out`.
+    """Write the index's served generation as `shards` shard indexes in the new folder `out`.
 
-    A shard folder that already exists gets a new generation (its readers keep the old
-    one until they reopen). Returns the shard folders.
+    The shards are written into a hidden folder beside `out` and renamed to `out` once all
+    are complete, so `out` never holds part of a set: a run cut short (kill -9, a full
+    disk) leaves nothing there, and its hidden leftover is removed by the next run.
+    Returns the shard folders.
 
     Raises:
-        PapersiftError: fewer papers than shards, `out` inside the index, or `out` holding
-            other shards than these (a different count).
+        PapersiftError: fewer papers than shards, `out` inside the index (or the index
+            inside `out`), or `out` already holding files.
     """
     index, out = Path(index), Path(out)
     if shards < 1:
         raise PapersiftError(f"--shards must be at least 1, got {shards}")
-    if out.resolve() == index.resolve() or index.resolve() in out.resolve().parents:
-        raise PapersiftError(f"{out}: the shards must go outside the index folder {index}")
+    source, target = index.resolve(), out.resolve()
+    if target == source or source in target.parents or target in source.parents:
+        raise PapersiftError(f"{out}: the shards must go outside the index folder {index} "
+                             "(and not around it)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PapersiftError(f"{out} already exists and is not empty: write the shards into a "
+                             "new folder (a server keeps serving the old one until restarted)")
     handle = open_index(index)
+    run = secrets.token_hex(8)
+    staging = out.parent / f".{out.name}.writing-{run}"
     try:
         count = handle.count
         if count < shards:
             raise PapersiftError(f"{index} holds {count} papers: too few for {shards} shards")
-        stale = sorted(p.name for p in out.glob(f"{PREFIX}*") if not _part_of(p, shards))
-        if stale:
-            raise PapersiftError(f"{out} already holds {', '.join(stale[:3])}, not part of "
-                                 f"{shards} shards; choose an empty folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in out.parent.glob(f".{out.name}.writing-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # a run cut short
         papers = handle.papers.all_papers()
         built = handle.manifest.get("build") or {}
-        run = secrets.token_hex(8)
-        written = []
         for i, (first, end) in enumerate(bounds(count, shards)):
             windows = None
             if handle.windows is not None:
@@ -77,32 +85,28 @@ def write_shards(index: str | Path, shards: int, out: str | Path,
                                    np.diff(handle.window_ptr[first:end + 1]))
                 windows = (np.asarray(handle.windows[lo:hi]), owners)
             part = lexical.cut(handle.lexical, first, end) if handle.lexical is not None else None
-            root = out / shard_name(i)
+            root = staging / shard_name(i)
             with writer_lock(root):
                 write_generation(
                     root, papers[first:end], np.asarray(handle.vectors[first:end], np.float32),
                     handle.model, built.get("index_type") or "auto", bool(built.get("float16")),
                     with_lexical=part is not None, windows=windows, lexical_index=part,
+                    vectors_name=built.get("vectors"),
                     shard={"index": i, "of": shards, "first": first, "end": end, "total": count,
-                           "run": run, "source": str(index.resolve()),
+                           "run": run, "source": str(source),
                            "generation": handle.generation.name})
-            written.append(root)
             if on_shard:
                 on_shard(i, root)
-        return written
+        try:
+            os.rename(staging, out)  # replaces an empty `out`; fails if one filled meanwhile
+        except OSError as e:
+            raise PapersiftError(f"{out}: could not put the shards there ({e.strerror})") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         handle.close()
-
-
-def _part_of(folder: Path, shards: int) -> bool:
-    """Whether an existing shard folder is one of `shards` shards (then it is rewritten)."""
-    if folder.name not in {shard_name(i) for i in range(shards)}:
-        return False
-    try:
-        entry = read_manifest(folder)[1].get("shard") or {}
-    except PapersiftError:
-        return True  # a damaged shard of this name: its new generation replaces it
-    return entry.get("of") == shards
+    return [out / shard_name(i) for i in range(shards)]
 
 
 @dataclass(frozen=True)

@@ -93,18 +93,30 @@ class Fusion:
 DEFAULT_FUSION = Fusion()
 
 
+def best_first(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` highest scores, best first; ties go to the lower index, so the
+    same scores always give the same list (and shards merged by score, then row, give the
+    whole index's, search/sharded.py)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    kth = np.partition(scores, len(scores) - n)[len(scores) - n]  # the n-th highest score
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[:n - len(above)]  # ascending: the lowest rows
+    top = np.concatenate([above, tied])
+    return top[np.lexsort((top, -scores[top]))]
+
+
 def top_rows(scores: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
-    """Rows of the `n` highest scores (best first), only among `allowed` rows if given,
-    and only rows with a positive score (a BM25 score of 0 means no term matched)."""
+    """Rows of the `n` highest scores (best first, ties to the lower row), only among
+    `allowed` rows if given, and only rows with a positive score (a BM25 score of 0 means
+    no term matched)."""
     if allowed is not None:
         masked = np.full_like(scores, -np.inf)
         masked[allowed] = scores[allowed]
         scores = masked
     n = min(n, int(np.count_nonzero(scores > 0)))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, n - 1)[:n]
-    return part[np.argsort(-scores[part], kind="stable")]
+    return best_first(scores, n)
 
 
 def is_question(text: str) -> bool:

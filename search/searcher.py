@@ -19,7 +19,16 @@ from indexer.errors import IndexCorrupt, InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id, parse_date
 from indexer.store import MAP_DIR, IndexHandle, ModelInfo, name_parts, open_index, read_atlas
 from search import hybrid, spelling
-from search.hybrid import DEFAULT_FUSION, MODES, RELEVANCE_FLOOR, Floor, Fusion, fuse, top_rows
+from search.hybrid import (
+    DEFAULT_FUSION,
+    MODES,
+    RELEVANCE_FLOOR,
+    Floor,
+    Fusion,
+    best_first,
+    fuse,
+    top_rows,
+)
 from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, svm
 
 MAX_K = 1000
@@ -41,6 +50,7 @@ BM25_CORRECTION_MARGIN = 0.1  # the same in BM25 share (unknown words count in i
 # A filter keeping at most this many papers is answered by exact inner products over them
 # (about 3 ms at dimension 384); larger sets go through the FAISS index with a bitmap.
 EXACT_AMONG = 20_000
+TIE_SLACK = 8  # extra nearest neighbours asked of FAISS, so ties at the cut are seen
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
@@ -533,10 +543,15 @@ class Searcher:
         limit = self.count if allowed is None else len(allowed)
         # No lock: FAISS CPU indexes take concurrent searches (the parameters are per call)
         # and release the GIL, so requests of the HTTP API overlap here (bench/load.py).
-        scores, rows = self.index.faiss_index.search(query, min(wanted, limit), params=params)
+        # A few more than wanted, re-sorted by score then row: papers tied at the n-th
+        # score are then the same ones whatever order FAISS gave them in (shards agree).
+        scores, rows = self.index.faiss_index.search(query, min(wanted + TIE_SLACK, limit),
+                                                     params=params)
         del bitmap
         keep = (rows[0] >= 0) & ~np.isin(rows[0], exclude)
-        rows, scores = rows[0][keep][:n].astype(np.int64), self._checked(scores[0][keep][:n])
+        rows, scores = rows[0][keep].astype(np.int64), scores[0][keep]
+        order = np.lexsort((rows, -scores))[:n]
+        rows, scores = rows[order], self._checked(scores[order])
         if allowed is not None and len(rows) < min(n, limit - len(exclude)):
             return self._exact_among(query[0], allowed, n, exclude)  # IVF missed some
         return rows, scores
@@ -546,15 +561,16 @@ class Searcher:
         if len(exclude):
             allowed = allowed[~np.isin(allowed, exclude)]
         scores = self._checked(np.asarray(self.index.vectors[allowed], dtype=np.float32) @ vector)
-        n = min(n, len(allowed))
-        if n == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = best_first(scores, n)
         return allowed[top].astype(np.int64), scores[top]
 
     def _papers(self, rows: Sequence[int]) -> dict[int, Paper]:
         return self.index.papers.papers(rows)
+
+    def partial(self) -> dict[str, Any]:
+        """For shards (search/sharded.py): whether this thread's last request was answered
+        without some of them; one index always answers whole ({})."""
+        return {}
 
     def _candidates(self, vector, text, n, filters, mode, exclude, seed_papers) -> Candidates:
         return self.candidates(vector, text, n, filters, mode, exclude, seed_papers)
@@ -705,6 +721,8 @@ def fused(c: Candidates, n: int, fusion: Fusion, text: str) -> _Found:
     "hybrid" fuses both with the adaptive (or the fusion's) weight, "related" with
     `RELATED_DENSE_WEIGHT`. Scores are on a fixed 0-1 scale: cosine (dense), BM25 over the
     query's ceiling (bm25), their convex combination (hybrid, related)."""
+    if len(c.rows) == 0:
+        return _Found.none()
     at_d = np.searchsorted(c.rows, c.d_rows)
     at_b = np.searchsorted(c.rows, c.b_rows)
     if c.mode == "dense":

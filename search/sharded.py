@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from indexer.records import Paper, canonical_id
 from indexer.shard import ShardInfo, read_set, shard_name
 from indexer.store import ModelInfo, read_manifest
 from search.hybrid import DEFAULT_FUSION, RELEVANCE_FLOOR, Floor, Fusion
-from search.recommend import rocchio
+from search.recommend import METHODS, rocchio
 from search.searcher import (
     Candidates,
     Filters,
@@ -49,6 +50,11 @@ from search.searcher import (
 log = logging.getLogger(__name__)
 
 TIMEOUT = 10.0  # seconds a query waits for a shard before answering without it
+HEALTH_TTL = 1.0  # seconds /health reuses its last look at the shards
+# Errors that are the request's own fault: raised by whichever shard finds them, as one
+# index would raise them. Anything else a shard raises (a damaged shard, a dead process)
+# leaves that shard out of the answer, named.
+_REQUEST_ERRORS = (InvalidQuery, UnknownPaper)
 
 
 class ShardsUnavailable(PapersiftError):
@@ -95,9 +101,14 @@ class ShardServer:
         mine = [int(r) - self.first for r in rows if self.first <= int(r) < self.end]
         return {r + self.first: p for r, p in self.searcher.index.papers.papers(mine).items()}
 
-    def row_of(self, paper_id: str) -> int | None:
+    def row_of(self, paper_id: str) -> int:
+        """The paper's row in the whole index, -1 when this shard does not hold it."""
         row = self.searcher.index.papers.row_of(paper_id)
-        return None if row is None else row + self.first
+        return -1 if row is None else row + self.first
+
+    def rows_of(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        return {pid: row + self.first for pid in paper_ids
+                if (row := self.searcher.index.papers.row_of(pid)) is not None}
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         local = [int(r) - self.first for r in rows]
@@ -167,17 +178,22 @@ class _Local(_Backend):
         self.servers, self.names = servers, names
 
     def call(self, i, method, *args):
-        return getattr(self.servers[i], method)(*args)
+        try:
+            return getattr(self.servers[i], method)(*args)
+        except _REQUEST_ERRORS:
+            raise
+        except Exception as e:  # noqa: BLE001 - any shard fault is one line
+            raise ShardsUnavailable(f"shard {self.names[i]} did not answer ({_line(e)})") from None
 
     def scatter(self, method, *args):
         out = []
-        for server in self.servers:
+        for name, server in zip(self.names, self.servers, strict=True):
             try:
                 out.append(getattr(server, method)(*args))
-            except PapersiftError:
+            except _REQUEST_ERRORS:
                 raise
             except Exception as e:  # noqa: BLE001 - one shard's failure leaves it out
-                log.warning("shard %s failed: %s", server.searcher.index.root, e)
+                log.warning("shard %s failed: %s", name, _line(e))
                 out.append(None)
         return out
 
@@ -193,7 +209,13 @@ class _Ray(_Backend):
     def call(self, i, method, *args):
         import ray
 
-        return ray.get(getattr(self.actors[i], method).remote(*args), timeout=self.timeout)
+        try:
+            return ray.get(getattr(self.actors[i], method).remote(*args), timeout=self.timeout)
+        except Exception as e:  # noqa: BLE001 - a shard fault is one line, a bad request its own
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, _REQUEST_ERRORS):
+                raise cause from None
+            raise ShardsUnavailable(f"shard {self.names[i]} did not answer ({_line(e)})") from None
 
     def scatter(self, method, *args):
         import ray
@@ -214,9 +236,9 @@ class _Ray(_Backend):
                 out.append(ray.get(ref))
             except RayError as e:
                 cause = getattr(e, "cause", None)
-                if isinstance(cause, PapersiftError):
-                    raise cause from None  # the query's own fault (bad filter, ...)
-                log.warning("shard %s failed: %s", name, str(e).splitlines()[0][:200])
+                if isinstance(cause, _REQUEST_ERRORS):
+                    raise cause from None  # the request's own fault (bad filter, ...)
+                log.warning("shard %s failed: %s", name, _line(e))
                 out.append(None)
         return out
 
@@ -225,6 +247,12 @@ class _Ray(_Backend):
 
         for actor in self.actors:
             ray.kill(actor)
+
+
+def _line(e: BaseException) -> str:
+    cause = getattr(e, "cause", None)
+    text = str(cause if isinstance(cause, BaseException) else e) or type(e).__name__
+    return text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
 
 
 def local_shards(folder: str | Path, fusion: Fusion = DEFAULT_FUSION) -> tuple[list[ShardInfo], _Backend]:
@@ -374,22 +402,49 @@ class ShardedSearcher(Searcher):
             self._categories_all = found
         return found
 
+    def _scatter(self, method: str, *args) -> list[Any]:
+        """Every shard's answer (None for a shard that failed, which this request's
+        answer then names: `partial`)."""
+        answers = self.backend.scatter(method, *args)
+        failed = [n for n, a in zip(self.backend.names, answers, strict=True) if a is None]
+        if failed:
+            seen = getattr(self._missing, "value", ())
+            self._missing.value = tuple(sorted(set(seen) | set(failed)))
+        return answers
+
+    def _begin(self) -> None:
+        self._missing.value = ()
+
+    def partial(self) -> dict[str, Any]:
+        """Whether this thread's last request was answered without some shards."""
+        missing = list(getattr(self._missing, "value", ()))
+        return {"partial": bool(missing), "missing_shards": missing}
+
     def _candidates(self, vector, text, n, filters, mode, exclude, seed_papers) -> Candidates:
-        parts = self.backend.scatter("candidates", vector, text, n, filters, mode, exclude,
-                                     list(seed_papers))
-        missing = tuple(name for name, c in zip(self.backend.names, parts, strict=True) if c is None)
-        self._missing.value = missing
+        parts = self._scatter("candidates", vector, text, n, filters, mode, exclude,
+                              list(seed_papers))
         return merge(parts, n, max(n, self.fusion.pool))
 
     def _query(self, text, typed, k, filters, sort, mode, use_floor=True) -> Results:
-        self._missing.value = ()
+        self._begin()
         results = super()._query(text, typed, k, filters, sort, mode, use_floor)
         return replace(results, missing=self._missing.value, sharded=True)
 
     def _papers(self, rows: Sequence[int]) -> dict[int, Paper]:
         found: dict[int, Paper] = {}
-        for part in self.backend.scatter("papers", [int(r) for r in rows]):
-            found.update(part or {})
+        if not rows:
+            return found
+        wanted = [int(r) for r in rows]
+        for i, s in enumerate(self.infos):  # ask only the shards holding some of the rows
+            mine = [r for r in wanted if s.first <= r < s.end]
+            if not mine:
+                continue
+            try:
+                found.update(self.backend.call(i, "papers", mine))
+            except ShardsUnavailable as e:
+                log.warning("%s", e)
+                self._missing.value = tuple(sorted({*getattr(self._missing, "value", ()),
+                                                    self.backend.names[i]}))
         return found
 
     def _suggest(self, text: str) -> str | None:
@@ -409,11 +464,22 @@ class ShardedSearcher(Searcher):
             raise InvalidQuery("empty paper id")
         answers = self.backend.scatter("row_of", canonical_id(paper_id))
         for row in answers:
-            if row is not None:
+            if row is not None and row >= 0:
                 return int(row)
         down = [n for n, a in zip(self.backend.names, answers, strict=True) if a is None]
-        raise UnknownPaper(f"unknown paper id {paper_id!r} in shards {self.folder}"
-                           + (f" (shards {', '.join(down)} did not answer)" if down else ""))
+        if down:  # it may be in a shard that did not answer: not known to be unknown
+            raise ShardsUnavailable(f"paper {paper_id!r} not found: shards {', '.join(down)} "
+                                    "did not answer")
+        raise UnknownPaper(f"unknown paper id {paper_id!r} in shards {self.folder}")
+
+    def rows_of(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        """Rows (in the whole index) of the ids that are in some shard answering now."""
+        self._begin()
+        canonical = {pid: canonical_id(pid) for pid in paper_ids if isinstance(pid, str)}
+        found: dict[str, int] = {}
+        for part in self._scatter("rows_of", sorted(set(canonical.values()))):
+            found.update(part or {})
+        return {pid: found[c] for pid, c in canonical.items() if c in found}
 
     def _vectors(self, rows: Sequence[int]) -> np.ndarray:
         out = np.zeros((len(rows), self.index.model.dim), dtype=np.float32)
@@ -424,6 +490,7 @@ class ShardedSearcher(Searcher):
         return out
 
     def paper(self, paper_id: str) -> Paper:
+        self._begin()
         row = self._row(paper_id)
         found = self._papers([row])
         if row not in found:
@@ -434,6 +501,7 @@ class ShardedSearcher(Searcher):
                 sort: str = "relevance") -> list[Hit]:
         check_k(k)
         check_sort(sort)
+        self._begin()
         row = self._row(paper_id)
         vector = self._vectors([row])[0]
         return self._ranked(vector, "", k, filters, sort, "related", exclude=(row,), seeds=(row,))
@@ -443,15 +511,23 @@ class ShardedSearcher(Searcher):
                   method: str = "rocchio") -> list[Hit]:
         check_k(k)
         check_sort(sort)
+        if method not in METHODS:
+            raise InvalidQuery(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if method != "rocchio":
             raise InvalidQuery(f"method {method!r} needs the whole index; sharded indexes "
                                "recommend with rocchio")
         if not like:
             raise InvalidQuery("give at least one paper to like")
-        like_rows = list(dict.fromkeys(self._row(p) for p in like))
-        unlike_rows = list(dict.fromkeys(self._row(p) for p in unlike))
-        if set(like_rows) & set(unlike_rows):
-            raise InvalidQuery("a paper is both liked and unliked")
+        self._begin()
+        rows = self.rows_of([*like, *unlike])
+        for pid in [*like, *unlike]:
+            if pid not in rows:
+                self._row(pid)  # raises: unknown, or its shard did not answer
+        like_rows = list(dict.fromkeys(rows[p] for p in like))
+        unlike_rows = list(dict.fromkeys(rows[p] for p in unlike))
+        if both := set(like_rows) & set(unlike_rows):
+            ids = ", ".join(sorted(p for p in [*like, *unlike] if rows[p] in both))
+            raise InvalidQuery(f"paper {ids} is both liked and unliked")
         direction = rocchio(self._vectors(sorted(like_rows)), self._vectors(sorted(unlike_rows)))
         exclude = tuple(sorted(set(like_rows) | set(unlike_rows)))
         return self._ranked(direction, "", k, filters, sort, "related", exclude=exclude,
@@ -464,7 +540,7 @@ class ShardedSearcher(Searcher):
         raise InvalidQuery("this needs the whole index; a sharded index answers searches, "
                            "similar papers and recommendations")
 
-    browse = allowed_rows = search_vector = rows_of = _whole_index_only
+    browse = allowed_rows = search_vector = _whole_index_only
 
     def close(self) -> None:
         self.backend.close()
@@ -477,15 +553,20 @@ class ShardedEngine:
         self._searcher = searcher
         self.encoder = searcher.encoder
         self.switches = 0
+        self._health: tuple[float, str | None] = (float("-inf"), None)
 
     def searcher(self) -> ShardedSearcher:
         return self._searcher
 
     @property
     def problem(self) -> str | None:
-        """Shards that do not answer now (each asked once), or None."""
-        down = self._searcher.health()["down"]
-        return f"shards not answering: {', '.join(down)}" if down else None
+        """Shards that do not answer now (each asked at most once a second), or None."""
+        checked, found = self._health
+        if time.monotonic() - checked > HEALTH_TTL:
+            down = self._searcher.health()["down"]
+            found = f"shards not answering: {', '.join(down)}" if down else None
+            self._health = (time.monotonic(), found)
+        return found
 
     @property
     def generation(self) -> Path:
@@ -498,6 +579,9 @@ def open_sharded_engine(folder: str | Path, address: str | None, model: str | No
     """`search.engine.open_engine` for a folder of shards: checked before the model loads;
     with `address`, one Ray actor per shard on that cluster, else all in this process."""
     read_set(folder)
+    from indexer import lexical
+
+    lexical.import_bm25s()  # before any other thread runs, as open_engine does
     if encoder is None:
         if encoder_factory is None:
             from indexer.query_encoder import query_encoder as encoder_factory

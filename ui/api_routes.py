@@ -141,8 +141,9 @@ def health(request: Request) -> dict[str, Any]:
     the previous one still answers), `generation`, `papers`, `problem`. No token needed."""
     engine: Engine = request.app.state.engine
     searcher = engine.searcher()
-    return {"ok": engine.problem is None, "generation": searcher.index.generation.name,
-            "papers": searcher.count, "problem": engine.problem}
+    problem = engine.problem
+    return {"ok": problem is None, "generation": searcher.index.generation.name,
+            "papers": searcher.count, "problem": problem}
 
 
 @router.get("/search", tags=["search"])
@@ -182,7 +183,7 @@ def similar(request: Request, paper_id: PaperId, k: K = 10, since: Since = "", u
     source = searcher.paper(paper_id)
     hits = searcher.similar(paper_id, k, filters, sort)
     return JSONResponse({"paper": {"id": source.id, "title": source.title}, "took_ms": _ms(started),
-                         "hits": [h.to_dict() for h in hits]})
+                         "hits": [h.to_dict() for h in hits], **searcher.partial()})
 
 
 @router.get("/papers/{paper_id:path}", tags=["papers"])
@@ -201,7 +202,8 @@ def recommend(request: Request, body: RecommendBody) -> JSONResponse:
     filters = _filters(searcher, body.since, body.until, body.category)
     started = time.perf_counter()
     hits = searcher.recommend(body.like, body.unlike, body.k, filters, body.sort, body.method)
-    return JSONResponse({"took_ms": _ms(started), "hits": [h.to_dict() for h in hits]})
+    return JSONResponse({"took_ms": _ms(started), "hits": [h.to_dict() for h in hits],
+                         **searcher.partial()})
 
 
 @router.get("/info", tags=["server"])
