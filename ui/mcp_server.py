@@ -81,6 +81,8 @@ class SearchResults(BaseModel):
                                    "(hits is then empty): say so rather than guess.")
     took_ms: float
     hits: list[PaperHit]
+    partial: bool = Field(default=False, description="True when some shards of a sharded "
+                          "index did not answer: the hits come from the others; say so.")
 
 
 class RelatedPapers(BaseModel):
@@ -196,6 +198,7 @@ def create_server(get_engine: Callable[[], Any], lists_path: str | Path) -> MCPS
         results = searcher.query(query, k, filters, sort, mode)
         answer = results.to_dict((time.perf_counter() - started) * 1000)
         answer["hits"] = [_hit(h) for h in results.hits]
+        answer.pop("missing_shards", None)
         return SearchResults(**answer)
 
     @tool
