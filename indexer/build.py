@@ -79,15 +79,23 @@ def encode_papers(
     on_progress: ProgressFn | None = None,
     chunk_size: int = 512,
 ) -> np.ndarray:
-    """Encode papers' texts in length-sorted chunks (less padding); rows follow `papers`."""
+    """Encode papers' texts in length-sorted chunks (less padding); rows follow `papers`.
+
+    An encoder with `encode_many(texts, on_progress)` (indexer/cluster.py) is handed every
+    text at once: it cuts and schedules its own blocks.
+    """
     texts = [p.text for p in papers]
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    vectors = np.empty((len(texts), encoder.dim), dtype=np.float32)
-    for start in range(0, len(texts), chunk_size):
-        rows = order[start : start + chunk_size]
-        vectors[rows] = encoder.encode([texts[i] for i in rows])
-        if on_progress:
-            on_progress(min(start + chunk_size, len(texts)), len(texts))
+    encode_many = getattr(encoder, "encode_many", None)
+    if encode_many is not None:
+        vectors = np.asarray(encode_many(texts, on_progress), dtype=np.float32)
+    else:
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        vectors = np.empty((len(texts), encoder.dim), dtype=np.float32)
+        for start in range(0, len(texts), chunk_size):
+            rows = order[start : start + chunk_size]
+            vectors[rows] = encoder.encode([texts[i] for i in rows])
+            if on_progress:
+                on_progress(min(start + chunk_size, len(texts)), len(texts))
     if not np.isfinite(vectors).all():
         raise PapersiftError(f"model {encoder.name} produced non-finite vectors")
     return vectors
@@ -231,13 +239,17 @@ def build_index(
             _check_words(papers, paths)
             load_seconds = load_model(encoder, len(papers), on_phase)
             encoding = time.perf_counter()
-            phase("encoding")
-            vectors = encode_papers(papers, encoder, on_progress)
-            if with_windows:
-                from indexer import windows
+            from indexer import windows
 
-                phase("encoding passages")
-                passages = windows.encode(papers, encoder, on_progress)
+            phase("encoding")
+            if hasattr(encoder, "encode_many"):  # a cluster: papers and passages in one run
+                vectors, passages = windows.encode_with_papers(papers, encoder, with_windows,
+                                                               on_progress)
+            else:
+                vectors = encode_papers(papers, encoder, on_progress)
+                if with_windows:
+                    phase("encoding passages")
+                    passages = windows.encode(papers, encoder, on_progress)
             encode_seconds = time.perf_counter() - encoding
             model = ModelInfo.of(encoder)
         phase("writing index")
@@ -260,7 +272,8 @@ def build_index(
 
         gen = write_generation(root, papers, vectors, model, index_type, float16,
                                before_switch=before_switch, windows=passages,
-                               vectors_name=Path(vectors_path).name if vectors_path else None)
+                               vectors_name=Path(vectors_path).name if vectors_path else None,
+                               cluster=getattr(encoder, "cluster_info", None))
     size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return BuildReport(
         papers=len(papers),

@@ -79,10 +79,12 @@ class SentenceTransformerEncoder:
             bf16 autocast on 2 cores: 1.89x plain against 1.79x at 64) and 128 on a GPU.
         precision: "float32", "bfloat16" or "auto" (bfloat16 autocast on CPUs with native
             bf16 support, float32 elsewhere). bf16 agrees with float32 at cosine 0.9999+.
-        threads: torch CPU threads while encoding; None leaves torch's default (all cores).
+        threads: CPU threads while encoding (torch's, and OpenVINO's for a large batch);
+            None leaves their default (all cores).
             Query encoders use 1: one query took 10.4 ms on 1 thread and 9.8 ms on 2 on a
             quiet 2-core machine, but 10.6 against 20.8 ms with the other core busy
-            (bench/threads.py). Builds keep all cores (38.9 against 22.8 papers/s quiet).
+            (bench/threads.py). Builds keep all cores (38.9 against 22.8 papers/s quiet);
+            a Ray actor uses the CPUs Ray gave it (indexer/cluster.py).
         backend: "auto" encodes calls of at least `OPENVINO_MIN_TEXTS` texts on a CPU
             through OpenVINO when it is installed and the model is a mean-pooling one
             (indexer/openvino_backend.py: 2.6x plain sentence-transformers against 1.9x for
@@ -201,7 +203,7 @@ class SentenceTransformerEncoder:
             return None
         bf16 = self._precision == "bfloat16" or (self._precision == "auto" and cpu_supports_bf16())
         try:
-            return openvino_backend.OpenVinoEncoder(self.model, self.dim, bf16)
+            return openvino_backend.OpenVinoEncoder(self.model, self.dim, bf16, self._threads)
         except Exception as e:  # noqa: BLE001 - any conversion failure: torch still works
             if self._backend == "openvino":
                 raise PapersiftError(f"OpenVINO could not convert {self._name}: {e}") from None

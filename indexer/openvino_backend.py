@@ -83,26 +83,27 @@ def convert(st_model):
             "input_ids": example["input_ids"], "attention_mask": example["attention_mask"]})
 
 
-def compile_for(model, bf16: bool = False, latency: bool = False):
-    """`model` compiled for the CPU: for throughput on every core (builds) or, with
-    `latency`, for one query at a time on one thread (the search path)."""
+def compile_for(model, bf16: bool = False, latency: bool = False, threads: int | None = None):
+    """`model` compiled for the CPU: for throughput on every core (builds; `threads` caps
+    them, as a Ray actor sharing a machine does) or, with `latency`, for one query at a
+    time on one thread (the search path)."""
     import openvino as ov
 
     config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
               "PERFORMANCE_HINT": "LATENCY" if latency else "THROUGHPUT"}
-    if latency:
-        config["INFERENCE_NUM_THREADS"] = 1
+    if latency or threads:
+        config["INFERENCE_NUM_THREADS"] = 1 if latency else threads
     return ov.Core().compile_model(model, "CPU", config)
 
 
 class OpenVinoEncoder:
     """Unit vectors for many texts from a converted copy of a sentence-transformers model."""
 
-    def __init__(self, st_model, dim: int, bf16: bool) -> None:
+    def __init__(self, st_model, dim: int, bf16: bool, threads: int | None = None) -> None:
         self.dim = dim
         self.tokenizer = st_model.tokenizer
         self.max_length = int(st_model.max_seq_length)
-        self.compiled = compile_for(convert(st_model), bf16)
+        self.compiled = compile_for(convert(st_model), bf16, threads=threads)
         self.precision = "bfloat16" if bf16 else "float32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

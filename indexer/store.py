@@ -6,6 +6,8 @@ An index is a folder::
       CURRENT              name of the generation being served (switched by atomic rename)
       .lock                flock held by the one process writing this index
       fetched/             downloads in progress for `update --from` (resumable)
+      .ray-blocks/         blocks a `--ray` build has encoded so far (<sha256>.npy, float32),
+                           so a restarted build skips them; removed once it is served
       gen-<utc>-<hex>/     one complete, immutable generation
         papers.sqlite      metadata, the source of truth; `row` = FAISS id = vector row
         vectors.npy        float32 or float16 (count, dim), L2-normalised; memory-mapped,
@@ -21,8 +23,9 @@ An index is a folder::
                            clusters.npy (n,), atlas.json (labels, terms, method, seed)
         manifest.json      schema, versions, model name + weights hash, dim, metric, count,
                            FAISS description, the build choices (`build`: index type asked,
-                           float16, windows, imported vectors; `map`: clusters, method,
-                           seed as asked), each file's size and sha256 (written last)
+                           float16, windows, imported vectors, the Ray cluster that encoded
+                           it; `map`: clusters, method, seed as asked), each file's size
+                           and sha256 (written last)
 
 Generations are never changed once written: a new map is a new generation whose other
 files are hard links to the served one's (`derive_generation`). A writer builds a new
@@ -75,6 +78,7 @@ IMPORTED = "imported"  # the model fingerprint of vectors computed elsewhere (--
 CURRENT = "CURRENT"
 LOCK = ".lock"
 FETCHED = "fetched"
+RAY_BLOCKS = ".ray-blocks"
 MANIFEST = "manifest.json"
 PAPERS_DB = "papers.sqlite"
 VECTORS = "vectors.npy"
@@ -277,6 +281,11 @@ def writer_lock(root: Path) -> Iterator[None]:
 def fetch_dir(root: Path) -> Path:
     """Where `update --from` keeps a fetch in progress (resumable; removed once merged)."""
     return Path(root) / FETCHED
+
+
+def blocks_dir(root: Path) -> Path:
+    """Where a `--ray` build checkpoints encoded blocks (indexer/cluster.py)."""
+    return Path(root) / RAY_BLOCKS
 
 
 def generations(root: Path) -> list[Path]:
@@ -524,6 +533,7 @@ def write_generation(
     vectors_name: str | None = None,
     lexical_index: Any = None,
     shard: dict[str, Any] | None = None,
+    cluster: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -546,6 +556,8 @@ def write_generation(
         lexical_index: a BM25 index to store instead of building one from the papers (a
             shard's: the whole index's postings cut to its rows, `lexical.cut`).
         shard: which part of which index this generation is (indexer/shard.py), recorded.
+        cluster: how a Ray cluster encoded the vectors (nodes, actors, gpus), recorded as
+            `build.ray`; None for a local build (no entry).
 
     Returns:
         The new generation's folder.
@@ -560,6 +572,8 @@ def write_generation(
     build = {"index_type": index_type, "float16": bool(float16),
              "windows": windows is not None, "lexical": bool(with_lexical),
              "vectors": vectors_name}
+    if cluster is not None:
+        build["ray"] = dict(cluster)
     with _new_generation(root) as gen:
         manifest = _write_files(gen, papers, vectors, model, index_type, float16, reuse,
                                 with_lexical, before_switch, windows, build, lexical_index)
@@ -1027,6 +1041,8 @@ def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     if build is not None and (build.get("index_type", "auto") not in ("auto", "flat", "ivf")
                               or not isinstance(build.get("float16", False), bool)):
         raise bad("build", "must hold an index type (auto, flat, ivf) and float16")
+    if build is not None and not isinstance(build.get("ray") or {}, dict):
+        raise bad("build.ray", "must be an object or null")
     windows = manifest.get("windows")
     if windows is not None and not (isinstance(windows, dict)
                                     and _is_int(windows.get("count"), 0)):

@@ -189,8 +189,13 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, on_ph
     if added + changed + refreshed == 0:  # nothing new: keep serving what is there
         return UpdateReport(0, 0, 0, unchanged, older, len(problems), 0, len(papers),
                             time.perf_counter() - started, handle.generation)
+    fresh_windows = None
     if vectors_path is not None:
         fresh = np.array([given_of[papers[r].id] for r in to_encode], dtype=np.float32)
+    elif hasattr(encoder, "encode_many"):  # a cluster: papers and passages in one run
+        phase("encoding")
+        fresh, fresh_windows = windows.encode_with_papers(
+            [papers[r] for r in to_encode], encoder, handle.windows is not None, on_progress)
     else:
         phase("encoding")
         fresh = encode_papers([papers[r] for r in to_encode], encoder, on_progress)
@@ -199,8 +204,9 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, on_ph
         vectors[to_encode] = fresh.reshape(len(to_encode), -1)
     passages = None
     if handle.windows is not None:  # an index with windows keeps them for every paper
-        phase("encoding passages")
-        fresh_windows = windows.encode([papers[r] for r in to_encode], encoder, on_progress)
+        if fresh_windows is None:
+            phase("encoding passages")
+            fresh_windows = windows.encode([papers[r] for r in to_encode], encoder, on_progress)
         if fresh_windows is None:  # this encoder cannot cut windows: keep the old ones
             fresh_windows = (np.zeros((0, handle.windows.shape[1]), np.float16),
                              np.zeros(0, np.int64))
@@ -225,7 +231,8 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, on_ph
     gen = write_generation(root, papers, vectors, handle.model, index_type,
                            float16=float16, reuse=reuse, before_switch=remap, windows=passages,
                            with_lexical=bool(manifest.get("lexical")),
-                           vectors_name=Path(vectors_path).name if vectors_path else build.get("vectors"))
+                           vectors_name=Path(vectors_path).name if vectors_path else build.get("vectors"),
+                           cluster=getattr(encoder, "cluster_info", None))
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)
 

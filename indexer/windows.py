@@ -12,7 +12,7 @@ Windows are stored in float16 (their scores only re-rank candidates) and read me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -96,28 +96,60 @@ def combine(whole: np.ndarray, window_best: np.ndarray, whole_weight: float = WH
     return whole_weight * whole + (1 - whole_weight) * np.maximum(whole, window_best)
 
 
+def cut(papers, tokenizer) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(window texts, owner rows) of the papers, `CHUNK` papers tokenised at a time
+    (bounded memory at 1M papers); chunks without a window are left out."""
+    for first in range(0, len(papers), CHUNK):
+        texts, owned = split(tokenizer, [p.text for p in papers[first:first + CHUNK]])
+        if texts:
+            yield texts, owned + first
+
+
 def encode(papers, encoder, on_progress=None) -> tuple[np.ndarray, np.ndarray] | None:
     """(float16 window vectors, owner rows) of the papers' texts, or None when the encoder
     exposes no tokenizer to cut windows with (a fake in tests, vectors imported with
     --vectors). Works through `CHUNK` papers at a time."""
     from indexer.build import encode_papers
-    from indexer.records import Paper
 
     tokenizer = getattr(encoder, "tokenizer", None)
     if tokenizer is None:
         return None
     parts: list[np.ndarray] = []
     owners: list[np.ndarray] = []
-    for first in range(0, len(papers), CHUNK):
-        texts, owned = split(tokenizer, [p.text for p in papers[first:first + CHUNK]])
-        if not texts:
-            continue
-        pieces = [Paper(id=str(i), title="", abstract=t) for i, t in enumerate(texts)]
-        parts.append(encode_papers(pieces, encoder, on_progress).astype(np.float16))
-        owners.append(owned + first)
+    for texts, owned in cut(papers, tokenizer):
+        parts.append(encode_papers(_pieces(texts), encoder, on_progress).astype(np.float16))
+        owners.append(owned)
     if not parts:
         return np.zeros((0, encoder.dim), dtype=np.float16), np.zeros(0, dtype=np.int64)
     return np.concatenate(parts), np.concatenate(owners)
+
+
+def encode_with_papers(papers, encoder, with_windows: bool, on_progress=None
+                       ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """(whole-text vectors, windows as `encode` returns them or None) from one
+    `encode_papers` call over the papers and their windows together: an encoder with
+    `encode_many` (a Ray cluster, indexer/cluster.py) then starts its workers, one model
+    load each, once rather than twice."""
+    from indexer.build import encode_papers
+
+    texts: list[str] = []
+    owners: list[np.ndarray] = []
+    if with_windows:
+        for chunk, owned in cut(papers, encoder.tokenizer):
+            texts += chunk
+            owners.append(owned)
+    vectors = encode_papers(list(papers) + _pieces(texts), encoder, on_progress)
+    if not with_windows:
+        return vectors, None
+    return vectors[:len(papers)], (vectors[len(papers):].astype(np.float16),
+                                   np.concatenate(owners) if owners else np.zeros(0, np.int64))
+
+
+def _pieces(texts: Sequence[str]) -> list:
+    """Window texts as papers to encode (a paper without a title embeds its abstract)."""
+    from indexer.records import Paper
+
+    return [Paper(id=str(i), title="", abstract=t) for i, t in enumerate(texts)]
 
 
 def merge(old: tuple[np.ndarray, np.ndarray] | None, replaced: np.ndarray,

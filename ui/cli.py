@@ -6,6 +6,7 @@ Library errors become one line on stderr: exit 2 for usage mistakes, 1 for failu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,12 +34,16 @@ from ui.clikit import (
     ModeOpt,
     PortOpt,
     ProblemPrinter,
+    RayActorsOpt,
+    RayOpt,
     SinceOpt,
     SortOpt,
     UntilOpt,
     UsageProblem,
     check_categories,
     check_port,
+    cluster_encoder,
+    cluster_line,
     encode_progress,
     err,
     human_size,
@@ -105,11 +110,14 @@ def build(
         bool, typer.Option("--windows/--no-windows", help="Also embed overlapping 128-token "
                            "passages of each abstract (better ranking; about twice the encoding).")
     ] = True,
+    ray: RayOpt = None,
+    ray_actors: RayActorsOpt = None,
 ) -> None:
     """Build an index from paper files (replaces the served generation atomically)."""
     from indexer.ann import INDEX_TYPES
     from indexer.build import build_index
     from indexer.encoder import resolve_model
+    from indexer.store import writer_lock
 
     if index_type is not None and index_type not in INDEX_TYPES:
         raise UsageProblem(f"--index-type must be auto, flat or ivf, got {index_type!r}")
@@ -119,19 +127,30 @@ def build(
         raise UsageProblem(f"--backend must be auto, torch or openvino, got {backend!r}")
     if vectors is not None and not model_name:
         raise UsageProblem("--vectors needs --model-name: the model that computed them")
+    if vectors is not None and ray is not None:
+        raise UsageProblem("--vectors needs no encoding: leave out --ray")
     settings = Settings.load(index, model)
     problems = ProblemPrinter()
-    with encode_progress() as (on_progress, on_phase):
-        encoder = None if vectors else make_encoder(settings.model, precision, batch_size,
-                                                    backend=backend)
-        report = build_index(
-            files, settings.index, encoder, strict=strict, on_problem=problems,
-            on_progress=on_progress, on_phase=on_phase, index_type=index_type,
-            vectors_path=vectors, model_name=resolve_model(model_name)[0] if model_name else "",
-            float16=float16, with_map=with_map, with_windows=with_windows,
-        )
+    with contextlib.ExitStack() as stack:
+        if ray is not None:  # checkpoints are removed under the lock the build holds
+            stack.enter_context(writer_lock(settings.index))
+            encoder = stack.enter_context(cluster_encoder(
+                ray, settings, ray_actors, precision=precision, batch_size=batch_size,
+                backend=backend))
+        else:
+            encoder = None if vectors else make_encoder(settings.model, precision, batch_size,
+                                                        backend=backend)
+        with encode_progress() as (on_progress, on_phase):
+            report = build_index(
+                files, settings.index, encoder, strict=strict, on_problem=problems,
+                on_progress=on_progress, on_phase=on_phase, index_type=index_type,
+                vectors_path=vectors, model_name=resolve_model(model_name)[0] if model_name else "",
+                float16=float16, with_map=with_map, with_windows=with_windows,
+            )
     problems.summary()
     print(_build_summary(report, settings.index))
+    if ray is not None:
+        print(cluster_line(encoder))
 
 
 def _build_summary(report, index: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -16,10 +17,14 @@ from ui.clikit import (
     IndexOpt,
     ModelOpt,
     ProblemPrinter,
+    RayActorsOpt,
+    RayOpt,
     UsageProblem,
     check_date,
     check_delay,
     check_url,
+    cluster_encoder,
+    cluster_line,
     encode_progress,
     err,
     make_encoder,
@@ -169,6 +174,8 @@ def update(
     hf_url: HfUrl = None,
     vectors: Annotated[Path | None, typer.Option(
         "--vectors", help="For an index of imported vectors: .npy, one row per input record.")] = None,
+    ray: RayOpt = None,
+    ray_actors: RayActorsOpt = None,
 ) -> None:
     """Add new papers and re-embed only changed ones; readers keep the old index until the switch."""
     from indexer.store import writer_lock
@@ -177,19 +184,27 @@ def update(
         raise UsageProblem("give either FILE... or --from arxiv|oai|hf")
     if vectors is not None and source:
         raise UsageProblem("--vectors goes with FILE..., not --from")
+    if vectors is not None and ray is not None:
+        raise UsageProblem("--vectors needs no encoding: leave out --ray")
     settings = Settings.load(index, model, arxiv_url=arxiv_url, oai_url=oai_url, hf_url=hf_url)
     if source:  # every fetch option is checked before the lock, the index or any request
         check_fetch(source, settings, delay, categories=category, since=since, until=until,
                     query=query, date=date, week=week, month=month, set_spec=set_spec)
     # The write lock is taken before fetching: a second run (an overlapping cron job) is
     # refused before it touches the download in progress.
-    with writer_lock(settings.index):
+    with writer_lock(settings.index), contextlib.ExitStack() as stack:
+        encoder = None
+        if ray is not None:  # connected before any fetch: no cluster is one line at once
+            encoder = stack.enter_context(cluster_encoder(ray, settings, ray_actors,
+                                                          precision="auto"))
         _update_locked(files, source, settings, strict, category, since, until, query, set_spec,
-                       date, week, month, delay, vectors)
+                       date, week, month, delay, vectors, encoder)
+    if encoder is not None:
+        print(cluster_line(encoder))
 
 
 def _update_locked(files, source, settings, strict, category, since, until, query, set_spec,
-                   date, week, month, delay, vectors) -> None:
+                   date, week, month, delay, vectors, encoder=None) -> None:
     from indexer.errors import IndexNotFound
     from indexer.store import fetch_dir, generations, read_manifest
     from indexer.update import update_index
@@ -219,7 +234,8 @@ def _update_locked(files, source, settings, strict, category, since, until, quer
             return
         files = [fetched]
     problems = ProblemPrinter()
-    encoder = None if vectors is not None else make_encoder(settings.model, "auto")
+    if encoder is None and vectors is None:
+        encoder = make_encoder(settings.model, "auto")
     with encode_progress() as (on_progress, on_phase):
         report = update_index(files, settings.index, encoder, strict=strict,
                               on_problem=problems, on_progress=on_progress, on_phase=on_phase,

@@ -47,6 +47,14 @@ CategoryOpt = Annotated[
 AuthorOpt = Annotated[str, typer.Option("--author", help="An author's name contains this.")]
 ModeOpt = Annotated[str, typer.Option("--mode", help="hybrid (default), dense or bm25.")]
 SortOpt = Annotated[str, typer.Option("--sort", help="relevance, newest or upvotes.")]
+RayOpt = Annotated[
+    str | None, typer.Option("--ray", metavar="ADDRESS", help="Encode on the Ray cluster at "
+                             "ADDRESS (auto or host:port); reading and writing stay here.")
+]
+RayActorsOpt = Annotated[
+    int | None, typer.Option("--ray-actors", min=1, help="Encoding actors on the cluster "
+                             "[one per GPU, else one per 4 CPUs of each node].")
+]
 
 
 class UsageProblem(Exception):
@@ -151,6 +159,31 @@ def make_encoder(model: str | None, precision: str = "float32", batch_size: int 
     return SentenceTransformerEncoder(model, precision=precision, batch_size=batch_size,
                                       threads=threads, backend=backend)
 
+
+
+@contextlib.contextmanager
+def cluster_encoder(address: str, settings, actors: int | None = None, **options) -> Iterator:
+    """The encoder of `--ray ADDRESS` (indexer/cluster.py), connected: finished blocks are
+    checkpointed in the index folder and removed when the block inside succeeds (call it
+    under the index's writer lock); the cluster is left on the way out either way."""
+    from indexer.cluster import RayEncoder
+    from indexer.store import blocks_dir
+
+    encoder = RayEncoder(address, settings.model, blocks_dir(settings.index), actors=actors,
+                         **options)
+    try:
+        yield encoder
+        encoder.discard_checkpoints()
+    finally:
+        encoder.close()
+
+
+def cluster_line(encoder) -> str:
+    """What the cluster did, as the line after a `--ray` build or update."""
+    plan, stats = encoder.plan, encoder.stats
+    gpus = f", {plan.actors} GPUs" if plan.gpus else ""
+    return (f"Encoded on Ray: {plan.nodes} nodes, {plan.actors} actors{gpus}; "
+            f"{stats.encoded:,} blocks encoded, {stats.reused:,} reused from an earlier run")
 
 
 class _EncodingColumn(ProgressColumn):

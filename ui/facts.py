@@ -84,6 +84,9 @@ def build_line(m: dict) -> str:
     parts.append("windows" if b.get("windows") else "no windows")
     if b.get("vectors"):
         parts.append(f"vectors imported from {b['vectors']} (updates need --vectors)")
+    if isinstance(r := b.get("ray"), dict):
+        parts.append(f"encoded on Ray ({r.get('nodes')} nodes, {r.get('actors')} actors"
+                     + (f", {r['gpus']} GPUs)" if r.get("gpus") else ")"))
     if mp := m.get("map"):
         k = mp.get("clusters") or "auto"
         parts.append(f"map: {k} clusters, {mp.get('method', 'auto')} layout, seed {mp.get('seed')}")
