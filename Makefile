@@ -1,7 +1,10 @@
 # Two commands do everything on a fresh machine:
 #   make run   set up .venv, build the bundled index if missing, open the app
 #   make test  set up .venv with the dev extras, install Chromium for the browser test, run every test
-#              (under CI=true a missing Chromium fails the run instead of skipping the browser tests)
+#              but the cluster ones (under CI=true a missing Chromium fails the run instead of
+#              skipping the browser tests)
+#   make test-cluster  the tests that start a two-node Ray cluster on loopback (minutes: a real
+#              model encodes the bundled 2,000 on it)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +13,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := -c constraints.txt
 PORT ?= 8501
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-cluster lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +39,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev /usr/bin/chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
+
+test-cluster: $(VENV)/.installed-dev
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m cluster
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
