@@ -230,7 +230,7 @@ def test_a_ray_build_equals_a_local_build(ray_cluster, tmp_path, capsys, bundled
     out, err = capsys.readouterr()
     print(f"ray build of 2,000 papers with windows: {time.perf_counter() - started:.1f} s")
     assert code == 0, err
-    assert "Encoded on Ray: 2 nodes, 2 actors; " in out and "0 reused" in out
+    assert "Encoded on Ray: 2 nodes, 2 actors; blocks of 256 texts: 32 encoded, 0 reused" in out
     assert not store.blocks_dir(root).exists()  # removed once the generation is served
     ray_h, local_h, windowed_h = (store.open_index(r, verify=True)
                                   for r in (root, bundled_index, real_index))
@@ -280,7 +280,7 @@ def test_a_killed_actor_is_retried_and_every_paper_is_encoded_once(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "8 blocks encoded, 0 reused" in out, out
+    assert "blocks of 256 texts: 8 encoded, 0 reused" in out, out
     ids = _ids(root)
     assert len(ids) == 2000 == len(set(ids)) and ids == _ids(bundled_index)
     ray_h, local_h = store.open_index(root), store.open_index(bundled_index)
@@ -314,7 +314,7 @@ def test_a_restarted_driver_reuses_finished_blocks(ray_cluster, tmp_path, bundle
     assert kept >= 1 and _served(root) == before
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
-    assert f"{2 - kept} blocks encoded, {kept} reused from an earlier run" in done.stdout
+    assert f"blocks of 256 texts: {2 - kept} encoded, {kept} reused" in done.stdout
     assert _ids(root) == _ids(real_index)
     ray_h, local_h = store.open_index(root), store.open_index(real_index)
     try:
@@ -324,3 +324,38 @@ def test_a_restarted_driver_reuses_finished_blocks(ray_cluster, tmp_path, bundle
         ray_h.close()
         local_h.close()
     assert not blocks.folder.exists()
+
+
+@pytest.mark.cluster
+@pytest.mark.model
+def test_update_on_the_cluster_encodes_only_the_new_papers(ray_cluster, real_index_copy,
+                                                           tmp_path, capsys, real_encoder):
+    from ui.cli import main
+
+    lines = BUNDLED.read_text(encoding="utf-8").splitlines()[300:320]
+    new = tmp_path / "new.jsonl"
+    new.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before = store.open_index(real_index_copy)
+    old_vectors, old_windows = np.array(before.vectors), np.array(before.windows)
+    before.close()
+    code = main(["update", str(new), "--index", str(real_index_copy), "--ray", ray_cluster])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "20 added" in out and "encoded 20 papers; 320 in the index" in out
+    assert "blocks of 256 texts: 1 encoded, 0 reused" in out
+    handle = store.open_index(real_index_copy, verify=True)
+    try:
+        papers = handle.papers.all_papers()
+        assert len(papers) == 320
+        assert np.array_equal(handle.vectors[:300], old_vectors)  # kept, not re-encoded
+        local = encode_papers(papers[300:], real_encoder)
+        assert _cosines(handle.vectors[300:], local).min() >= 0.9999
+        first = handle.window_ptr[300]
+        assert np.array_equal(handle.windows[:first], old_windows)
+        want, owners = windows.encode(papers[300:], real_encoder)
+        assert np.array_equal(np.repeat(np.arange(20), np.diff(handle.window_ptr[300:])), owners)
+        assert _cosines(handle.windows[first:], want).min() >= 0.9999
+        assert handle.manifest["build"]["ray"] == {"nodes": 2, "actors": 2, "gpus": 0}
+    finally:
+        handle.close()
+    assert not store.blocks_dir(real_index_copy).exists()

@@ -182,8 +182,9 @@ def cluster_line(encoder) -> str:
     """What the cluster did, as the line after a `--ray` build or update."""
     plan, stats = encoder.plan, encoder.stats
     gpus = f", {plan.actors} GPUs" if plan.gpus else ""
-    return (f"Encoded on Ray: {plan.nodes} nodes, {plan.actors} actors{gpus}; "
-            f"{stats.encoded:,} blocks encoded, {stats.reused:,} reused from an earlier run")
+    return (f"Encoded on Ray: {plan.nodes} nodes, {plan.actors} actors{gpus}; blocks of "
+            f"{encoder.block} texts: {stats.encoded:,} encoded, {stats.reused:,} reused from "
+            "an earlier run")
 
 
 class _EncodingColumn(ProgressColumn):
