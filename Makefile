@@ -3,8 +3,8 @@
 #   make test  set up .venv with the dev extras, install Chromium for the browser test, run every test
 #              but the cluster ones (under CI=true a missing Chromium fails the run instead of
 #              skipping the browser tests)
-#   make test-cluster  the tests that start a two-node Ray cluster on loopback (minutes: a real
-#              model encodes the bundled 2,000 on it)
+#   make test-cluster  the tests that start a two-node Ray cluster on loopback (15-20 minutes on
+#              2 cores: a real model encodes the bundled 2,000 on it, four times)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import socket
 import warnings
@@ -208,6 +209,26 @@ def _quietly(rows: Iterator) -> Iterator:
         yield from rows
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _events_to_log(ray) -> None:
+    """Ray prints cluster events (a worker or node lost, a task retried) to the driver's
+    stdout from a background thread (`ray._private.worker.print_to_stdstream`); a
+    command's stdout is its result, so each event becomes one warning in the log."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    if worker is None or not hasattr(worker, "print_to_stdstream"):
+        return  # another Ray: its events stay where it prints them
+
+    def to_log(data: dict, ignore_prefix: bool = False) -> None:
+        for line in data.get("lines") or ():
+            text = _ANSI.sub("", str(line)).strip().splitlines()
+            if text:
+                log.warning("ray: %s", text[0][:240])
+
+    worker.print_to_stdstream = to_log
+
+
 def connect(address: str, actors: int | None = None) -> Plan:
     """Join the Ray cluster at `address` ("auto" or host:port) as a driver.
 
@@ -228,6 +249,7 @@ def connect(address: str, actors: int | None = None) -> Plan:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise PapersiftError(f"no Ray cluster at {address} ({_first_line(e)}): {HINT}") from None
+    _events_to_log(ray)
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()

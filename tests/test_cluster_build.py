@@ -281,6 +281,7 @@ def test_a_killed_actor_is_retried_and_every_paper_is_encoded_once(
             proc.kill()
     assert proc.returncode == 0, err
     assert "blocks of 256 texts: 8 encoded, 0 reused" in out, out
+    assert len(out.splitlines()) == 2, out  # Ray's notes on the retry go to stderr
     ids = _ids(root)
     assert len(ids) == 2000 == len(set(ids)) and ids == _ids(bundled_index)
     ray_h, local_h = store.open_index(root), store.open_index(bundled_index)
@@ -359,3 +360,31 @@ def test_update_on_the_cluster_encodes_only_the_new_papers(ray_cluster, real_ind
     finally:
         handle.close()
     assert not store.blocks_dir(real_index_copy).exists()
+
+
+@pytest.mark.cluster
+def test_a_lost_node_is_survived(tmp_path, bundled_index):
+    """A whole worker node killed mid-build (its raylet, workers and all: the session of
+    its `ray start`) on a cluster of this test's own: the head's actor finishes the work."""
+    from tests.ray_cluster import local_cluster
+
+    root = tmp_path / "index"
+    with local_cluster() as two:
+        proc = subprocess.Popen(_papersift("build", BUNDLED, "--index", root, "--no-windows",
+                                           "--ray", two.address, "--ray-actors", "2"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            blocks = cluster.Checkpoints(store.blocks_dir(root))
+            _wait_for(lambda: blocks.count() >= 1, "the first block", proc)
+            os.killpg(two.procs[1].pid, signal.SIGKILL)  # the second node, nothing else
+            assert blocks.count() < 8
+            out, err = proc.communicate(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].endswith("blocks of 256 texts: 8 encoded, 0 reused from an "
+                                         "earlier run") and len(out.splitlines()) == 2, out
+    assert "papersift: ray: " in err  # the retries, noted on stderr
+    ids = _ids(root)
+    assert len(ids) == 2000 == len(set(ids)) and ids == _ids(bundled_index)
