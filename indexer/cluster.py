@@ -374,6 +374,9 @@ class RayEncoder:
             EncodeActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=self.plan.cpus, num_gpus=self.plan.gpus or None,
             fn_constructor_args=(self.model_arg, self.fingerprint, self.options))
+        # Ray Data gives pool actors max_restarts=-1 and max_task_retries=-1 by default (a
+        # lost actor is restarted and its block retried; the tests kill one, and a node);
+        # passing them is deprecated (remote args go in Ray 2.64).
         left = set(pending)
         try:
             for row in _quietly(data.iter_rows()):
