@@ -27,7 +27,7 @@ import numpy as np
 
 from indexer import lexical
 from indexer.errors import IndexCorrupt, IndexNotFound, PapersiftError
-from indexer.store import open_index, read_manifest, write_generation, writer_lock
+from indexer.store import _try_exclusive, open_index, read_manifest, write_generation, writer_lock
 
 PREFIX = "shard-"
 
@@ -62,19 +62,30 @@ def write_shards(index: str | Path, shards: int, out: str | Path,
     if target == source or source in target.parents or target in source.parents:
         raise PapersiftError(f"{out}: the shards must go outside the index folder {index} "
                              "(and not around it)")
+    if out.is_symlink() or (out.exists() and os.path.ismount(out)):
+        raise PapersiftError(f"{out} is a link or a mount point: give a new folder inside it "
+                             "(the set is written beside that folder and renamed into place)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PapersiftError(f"{out} already exists and is not empty: write the shards into a "
                              "new folder (a server keeps serving the old one until restarted)")
     handle = open_index(index)
     run = secrets.token_hex(8)
     staging = out.parent / f".{out.name}.writing-{run}"
+    held = None
     try:
         count = handle.count
         if count < shards:
             raise PapersiftError(f"{index} holds {count} papers: too few for {shards} shards")
         out.parent.mkdir(parents=True, exist_ok=True)
         for stale in out.parent.glob(f".{out.name}.writing-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # a run cut short
+            fd = _try_exclusive(stale)
+            if fd is not None:  # a run cut short (a running one holds its lock)
+                try:
+                    shutil.rmtree(stale, ignore_errors=True)
+                finally:
+                    os.close(fd)
+        staging.mkdir()
+        held = _try_exclusive(staging)  # until the set is in place or removed
         papers = handle.papers.all_papers()
         built = handle.manifest.get("build") or {}
         for i, (first, end) in enumerate(bounds(count, shards)):
@@ -106,6 +117,8 @@ def write_shards(index: str | Path, shards: int, out: str | Path,
         raise
     finally:
         handle.close()
+        if held is not None:
+            os.close(held)
     return [out / shard_name(i) for i in range(shards)]
 
 
@@ -149,11 +162,16 @@ def read_set(folder: str | Path) -> list[ShardInfo]:
     if len(runs) > 1:
         raise IndexCorrupt(f"{folder}: shards from {len(runs)} different `papersift shard` runs; "
                            "write them again into one folder")
-    of = found[0].of
+    of, total = found[0].of, found[0].total
+    for s in found:
+        if (s.of, s.total) != (of, total) or s.root.name != shard_name(s.index):
+            raise IndexCorrupt(f"{s.root}: says it is shard {s.index} of {s.of} ({s.total} "
+                               f"papers), which does not fit the set ({of} shards, {total} papers)")
     missing = sorted(set(range(of)) - {s.index for s in found})
     if missing or len(found) != of:
-        raise IndexCorrupt(f"{folder}: {len(found)} of {of} shards present (missing "
-                           f"{', '.join(shard_name(i) for i in missing)})")
+        raise IndexCorrupt(f"{folder}: {len(found)} of {of} shards present"
+                           + (f" (missing {', '.join(shard_name(i) for i in missing)})"
+                              if missing else ""))
     found.sort(key=lambda s: s.first)
     edge = 0
     for s in found:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 10.0  # seconds a query waits for a shard before answering without it
 HEALTH_TTL = 1.0  # seconds /health reuses its last look at the shards
+PING_TIMEOUT = 2.0  # seconds /health waits for a shard (a hung one must not hang probes)
 # Errors that are the request's own fault: raised by whichever shard finds them, as one
 # index would raise them. Anything else a shard raises (a damaged shard, a dead process)
 # leaves that shard out of the answer, named.
@@ -166,7 +168,7 @@ class _Backend:
     def call(self, i: int, method: str, *args):
         raise NotImplementedError
 
-    def scatter(self, method: str, *args) -> list[Any]:
+    def scatter(self, method: str, *args, timeout: float | None = None) -> list[Any]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -185,7 +187,7 @@ class _Local(_Backend):
         except Exception as e:  # noqa: BLE001 - any shard fault is one line
             raise ShardsUnavailable(f"shard {self.names[i]} did not answer ({_line(e)})") from None
 
-    def scatter(self, method, *args):
+    def scatter(self, method, *args, timeout=None):
         out = []
         for name, server in zip(self.names, self.servers, strict=True):
             try:
@@ -217,17 +219,18 @@ class _Ray(_Backend):
                 raise cause from None
             raise ShardsUnavailable(f"shard {self.names[i]} did not answer ({_line(e)})") from None
 
-    def scatter(self, method, *args):
+    def scatter(self, method, *args, timeout=None):
         import ray
         from ray.exceptions import RayError
 
         refs = [getattr(actor, method).remote(*args) for actor in self.actors]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.timeout)
+        timeout = self.timeout if timeout is None else timeout
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
         done = set(ready)
         out = []
         for name, ref in zip(self.names, refs, strict=True):
             if ref not in done:
-                log.warning("shard %s did not answer within %.1f s", name, self.timeout)
+                log.warning("shard %s did not answer within %.1f s", name, timeout)
                 with contextlib.suppress(Exception):  # it may have finished meanwhile
                     ray.cancel(ref, force=False)
                 out.append(None)
@@ -249,10 +252,20 @@ class _Ray(_Backend):
             ray.kill(actor)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Corrupt|NotFound|Mismatch|Exception)): (.+)$")
+
+
 def _line(e: BaseException) -> str:
+    """One line saying why a shard failed: a Ray error's cause, or the exception its actor's
+    constructor raised (the last "SomeError: message" line of Ray's report), without Ray's
+    colour codes."""
     cause = getattr(e, "cause", None)
-    text = str(cause if isinstance(cause, BaseException) else e) or type(e).__name__
-    return text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
+    text = _ANSI.sub("", str(cause if isinstance(cause, BaseException) else e)).strip()
+    raised = [m.group(2) for m in map(_RAISED.match, text.splitlines()) if m]
+    if raised:
+        return raised[-1][:300]
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def local_shards(folder: str | Path, fusion: Fusion = DEFAULT_FUSION) -> tuple[list[ShardInfo], _Backend]:
@@ -282,8 +295,7 @@ def ray_shards(folder: str | Path, address: str, fusion: Fusion = DEFAULT_FUSION
         ray.get([a.ping.remote() for a in actors], timeout=max(60.0, timeout))
     except Exception as e:  # noqa: BLE001 - any failure to open a shard is one line
         backend.close()
-        raise PapersiftError(f"shards in {folder} did not open on the cluster: "
-                             f"{str(e).splitlines()[0][:300]}") from None
+        raise PapersiftError(f"shards in {folder} did not open on the cluster: {_line(e)}") from None
     return infos, backend
 
 
@@ -357,8 +369,14 @@ class ShardedSearcher(Searcher):
         self.infos, self.backend = (ray_shards(self.folder, address, fusion, timeout)
                                     if address else local_shards(self.folder, fusion))
         self.encoder, self.fusion, self.correct = encoder, fusion, correct
+        self._timeout = timeout
         total = infos[0].total
         manifests = [read_manifest(s.root)[1] for s in infos]
+        for info, m in zip(infos, manifests, strict=True):
+            if (m["model"], m["dim"]) != (manifest["model"], manifest["dim"]):
+                raise IndexCorrupt(f"{info.root}: built with {m['model']['name']} "
+                                   f"({m['model']['fingerprint'][:12]}), not the model of "
+                                   f"{infos[0].root.name}; write the shards again")
         size = sum(f["size"] for m in manifests for f in m["files"].values())
         self.index = _ShardedIndex(self.folder, self.folder, {
             **manifest, "count": total, "shard": None,
@@ -381,8 +399,8 @@ class ShardedSearcher(Searcher):
         return [shard_name(i) for i in range(len(self.infos))]
 
     def health(self) -> dict[str, Any]:
-        """Which shards answer now (each asked once, with the timeout)."""
-        answers = self.backend.scatter("ping")
+        """Which shards answer now (each asked once, waiting at most PING_TIMEOUT)."""
+        answers = self.backend.scatter("ping", timeout=min(PING_TIMEOUT, self._timeout))
         return {"shards": len(answers),
                 "down": [n for n, a in zip(self.backend.names, answers, strict=True) if a is None]}
 
@@ -450,13 +468,11 @@ class ShardedSearcher(Searcher):
     def _suggest(self, text: str) -> str | None:
         if self.index.lexical is None:
             return None
-        for i in range(len(self.infos)):
+        for i in range(len(self.infos)):  # every shard holds the whole vocabulary
             try:
                 return self.backend.call(i, "suggest", text)
-            except PapersiftError:
-                raise
-            except Exception:  # noqa: BLE001 - ask the next shard
-                continue
+            except ShardsUnavailable:
+                continue  # ask the next shard
         return None
 
     def _row(self, paper_id: str) -> int:
@@ -521,12 +537,12 @@ class ShardedSearcher(Searcher):
         self._begin()
         rows = self.rows_of([*like, *unlike])
         for pid in [*like, *unlike]:
-            if pid not in rows:
-                self._row(pid)  # raises: unknown, or its shard did not answer
+            if pid not in rows:  # unknown, or its shard did not answer (raises), or back now
+                rows[pid] = self._row(pid)
         like_rows = list(dict.fromkeys(rows[p] for p in like))
         unlike_rows = list(dict.fromkeys(rows[p] for p in unlike))
         if both := set(like_rows) & set(unlike_rows):
-            ids = ", ".join(sorted(p for p in [*like, *unlike] if rows[p] in both))
+            ids = ", ".join(sorted({p for p in [*like, *unlike] if rows[p] in both}))
             raise InvalidQuery(f"paper {ids} is both liked and unliked")
         direction = rocchio(self._vectors(sorted(like_rows)), self._vectors(sorted(unlike_rows)))
         exclude = tuple(sorted(set(like_rows) | set(unlike_rows)))

@@ -404,3 +404,61 @@ def test_a_shard_failing_after_its_candidates_is_still_named(three, monkeypatch)
         monkeypatch.setattr(server, "papers", down)
     r = sharded.query("neural networks", 30, mode="dense", floor=False)
     assert full.hits and not r.hits and r.missing == ("shard-000", "shard-001", "shard-002")
+
+
+def test_shard_zero_down_still_gives_partial_answers_with_corrections(three, monkeypatch):
+    sharded = ShardedSearcher(three, FakeEncoder())
+
+    def down(*args, **kwargs):
+        raise RuntimeError("gone")
+
+    for name in ("candidates", "papers", "suggest", "row_of", "rows_of"):
+        monkeypatch.setattr(sharded.backend.servers[0], name, down)
+    r = sharded.query("grpah neural netwroks")  # the vocabulary comes from the next shard
+    assert r.corrected and r.missing == ("shard-000",) and r.hits
+
+
+def test_recommend_survives_a_shard_that_comes_back_between_lookups(three, monkeypatch):
+    sharded = ShardedSearcher(three, FakeEncoder())
+    last = read_set(three)[2]
+    pid = open_index(last.root).papers.all_papers()[0].id
+    server = sharded.backend.servers[2]
+    real, calls = server.rows_of, []
+
+    def once(ids):
+        calls.append(ids)
+        if len(calls) == 1:
+            raise RuntimeError("restarting")
+        return real(ids)
+
+    monkeypatch.setattr(server, "rows_of", once)
+    assert sharded.recommend([pid], k=5)
+
+
+def test_a_running_shard_writer_keeps_its_staging_folder(whole, tmp_path):
+    out = tmp_path / "s"
+    seen = []
+
+    def second_run(i, root):  # another `papersift shard` to the same folder, meanwhile
+        if i == 0 and not seen:
+            seen.append(root.parent)
+            with pytest.raises(ZeroDivisionError):
+                write_shards(whole, 3, out, on_shard=lambda i, r: 1 / 0)
+            assert root.parent.exists()  # it left this run's folder alone
+
+    write_shards(whole, 3, out, on_shard=second_run)
+    assert [s.index for s in read_set(out)] == [0, 1, 2]
+
+
+def test_out_may_not_be_a_link_or_lie_about_its_place(whole, three, tmp_path):
+    import shutil
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    with pytest.raises(PapersiftError, match="link or a mount point"):
+        write_shards(whole, 2, tmp_path / "link")
+    odd = tmp_path / "odd"
+    shutil.copytree(three, odd)
+    shutil.copytree(odd / shard_name(1), odd / "shard-003")
+    with pytest.raises(IndexCorrupt, match="does not fit the set"):
+        read_set(odd)
