@@ -193,6 +193,12 @@ class ModelInfo:
     def of(cls, encoder: Any) -> ModelInfo:
         return cls(encoder.name, encoder.fingerprint, encoder.dim)
 
+    @classmethod
+    def recorded(cls, manifest: dict[str, Any]) -> ModelInfo:
+        """The model a (checked) manifest names."""
+        m = manifest["model"]
+        return cls(m["name"], m["fingerprint"], int(manifest["dim"]))
+
 
 # ---------------------------------------------------------------- writing
 
@@ -980,8 +986,7 @@ class IndexHandle:
 
     @property
     def model(self) -> ModelInfo:
-        m = self.manifest["model"]
-        return ModelInfo(m["name"], m["fingerprint"], int(self.manifest["dim"]))
+        return ModelInfo.recorded(self.manifest)
 
     def size_bytes(self) -> int:
         return sum(f["size"] for f in self.manifest["files"].values())

@@ -336,8 +336,7 @@ class _ShardedIndex:
 
     @property
     def model(self) -> ModelInfo:
-        m = self.manifest["model"]
-        return ModelInfo(m["name"], m["fingerprint"], int(self.manifest["dim"]))
+        return ModelInfo.recorded(self.manifest)
 
 
 class ShardedSearcher(Searcher):
@@ -358,8 +357,7 @@ class ShardedSearcher(Searcher):
         self.folder = Path(folder)
         infos = read_set(self.folder)  # before any cluster work: a bad folder is one line
         gen, manifest = read_manifest(infos[0].root)
-        model = ModelInfo(manifest["model"]["name"], manifest["model"]["fingerprint"],
-                          int(manifest["dim"]))
+        model = ModelInfo.recorded(manifest)
         if encoder is not None:
             mine = ModelInfo.of(encoder)
             if (mine.name, mine.fingerprint, mine.dim) != (model.name, model.fingerprint, model.dim):
