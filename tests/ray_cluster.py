@@ -67,7 +67,7 @@ class LocalCluster:
         else:
             args += ["--address", self.address]
         log = (self.temp / f"node-{len(self.procs)}.log").open("wb")
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = self._env()
         self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, env=env,
                                            start_new_session=True))
@@ -80,6 +80,15 @@ class LocalCluster:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"Ray head did not listen on {self.address}: {self.logs()}")
+
+    def _env(self) -> dict[str, str]:
+        """The nodes' environment: their own HOME, so an auth token some other Ray left in
+        ~/.ray (a local `ray.init()` writes one) does not switch this cluster to token
+        authentication, which the tests' drivers (auth mode disabled) then fail against."""
+        home = self.temp / "home"
+        home.mkdir(exist_ok=True)
+        return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(home),
+                "RAY_AUTH_MODE": "disabled"}
 
     def _check_alive(self) -> None:
         for proc in self.procs:
@@ -95,7 +104,7 @@ class LocalCluster:
                 f"while sum(n['Alive'] for n in ray.nodes()) < {self.nodes}:\n"
                 "    if time.monotonic() > end: sys.exit(1)\n"
                 "    time.sleep(0.2)\n")
-        env = {**os.environ, "RAY_BACKEND_LOG_LEVEL": "fatal"}
+        env = {**self._env(), "RAY_BACKEND_LOG_LEVEL": "fatal"}
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                               timeout=max(5.0, deadline - time.monotonic() + 30))
         if done.returncode:
