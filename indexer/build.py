@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from indexer.store import (
 
 ProgressFn = Callable[[int, int], None]
 PhaseFn = Callable[[str], None]  # told each phase's name: "loading model", "encoding", ...
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,32 @@ def check_vectors(vectors: np.ndarray, rows: int, source: str) -> np.ndarray:
         raise PapersiftError(f"{source}: row {zero[0]} has zero or unmeasurable norm "
                              f"({zero.size} rows in all)")
     return (vectors / norms[:, None]).astype(np.float32)
+
+
+def probe_encoder(encoder: Encoder | None, model: ModelInfo
+                  ) -> Callable[[list[str]], np.ndarray | None] | None:
+    """What encodes the recall guard's queries (indexer/ann.py `text_probe`): the encoder
+    that made the vectors; for imported vectors, the model they name, loaded only if an
+    approximate index is tried, and None (noisy-vector guard) when it cannot load here or
+    its dimension differs. None when the vectors name no model."""
+    if model.fingerprint != IMPORTED:
+        return encoder.encode if encoder is not None else None
+    if model.name in ("", "external"):
+        return None
+
+    def encode(texts: list[str]) -> np.ndarray | None:
+        from indexer.encoder import SentenceTransformerEncoder
+
+        try:
+            found = SentenceTransformerEncoder(model.name)
+            vectors = found.encode(texts)
+        except Exception as e:  # noqa: BLE001 - any failure to load means "no model here"
+            log.warning("recall guard: model %s did not load (%s); using noisy vectors",
+                        model.name, str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+            return None
+        return vectors if vectors.shape[1] == model.dim else None
+
+    return encode
 
 
 def _imported(paths, vectors_path: Path, on_problem) -> tuple[list[Paper], np.ndarray, int]:
@@ -273,7 +301,8 @@ def build_index(
         gen = write_generation(root, papers, vectors, model, index_type, float16,
                                before_switch=before_switch, windows=passages,
                                vectors_name=Path(vectors_path).name if vectors_path else None,
-                               cluster=getattr(encoder, "cluster_info", None))
+                               cluster=getattr(encoder, "cluster_info", None),
+                               probe_encode=probe_encoder(encoder, model))
     size = sum(f.stat().st_size for f in gen.rglob("*") if f.is_file())
     return BuildReport(
         papers=len(papers),

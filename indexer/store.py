@@ -517,9 +517,10 @@ def _write_vectors(path: Path, vectors: np.ndarray) -> None:
 
 
 def _write_faiss(path: Path, vectors: np.ndarray, index_type: str = "auto",
-                 float16: bool = False, reuse: tuple | None = None) -> dict[str, Any]:
-    extended = ann.extend(*reuse) if reuse else None
-    index, info = extended or ann.build(vectors, index_type, float16=float16)
+                 float16: bool = False, reuse: tuple | None = None,
+                 probe: Callable[[], ann.Probe | None] | None = None) -> dict[str, Any]:
+    extended = ann.extend(*reuse, probe=probe) if reuse else None
+    index, info = extended or ann.build(vectors, index_type, float16=float16, probe=probe)
     faiss.write_index(index, str(path))
     _fsync_path(path)
     return info
@@ -540,6 +541,7 @@ def write_generation(
     lexical_index: Any = None,
     shard: dict[str, Any] | None = None,
     cluster: dict[str, Any] | None = None,
+    probe_encode: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Path:
     """Write a complete generation and make it current. Call inside `writer_lock(root)`.
 
@@ -564,6 +566,9 @@ def write_generation(
         shard: which part of which index this generation is (indexer/shard.py), recorded.
         cluster: how a Ray cluster encoded the vectors (nodes, actors, gpus), recorded as
             `build.ray`; None for a local build (no entry).
+        probe_encode: encodes texts as queries with the model of `vectors`: the recall
+            guard of an approximate index then measures recall with words of the papers
+            (`ann.text_probe`); without it (or when it returns None) with noisy vectors.
 
     Returns:
         The new generation's folder.
@@ -581,8 +586,13 @@ def write_generation(
     if cluster is not None:
         build["ray"] = dict(cluster)
     with _new_generation(root) as gen:
+        probe = None
+        if probe_encode is not None:
+            def probe() -> ann.Probe | None:
+                return ann.text_probe([p.title for p in papers], [p.abstract for p in papers],
+                                      probe_encode)
         manifest = _write_files(gen, papers, vectors, model, index_type, float16, reuse,
-                                with_lexical, before_switch, windows, build, lexical_index)
+                                with_lexical, before_switch, windows, build, lexical_index, probe)
         if shard is not None:
             manifest["shard"] = shard
         _write_atomic(gen / MANIFEST, json.dumps(manifest, indent=2).encode())
@@ -637,10 +647,10 @@ def _map_entry(gen: Path) -> dict[str, Any] | None:
 
 
 def _write_files(gen, papers, vectors, model, index_type, float16, reuse, with_lexical,
-                 before_switch, windows, build, lexical_index=None) -> dict[str, Any]:
+                 before_switch, windows, build, lexical_index=None, probe=None) -> dict[str, Any]:
     _write_papers(gen / PAPERS_DB, papers)
     _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
-    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse)
+    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse, probe)
     files = list(DATA_FILES)
     if windows is not None:
         win_vectors, owners = windows

@@ -26,6 +26,7 @@ from indexer.build import (
     collect_papers,
     encode_papers,
     load_model,
+    probe_encoder,
 )
 from indexer.encoder import Encoder
 from indexer.errors import IndexNotFound, InvalidQuery, PapersiftError
@@ -232,7 +233,8 @@ def _update(paths, root, encoder, handle, strict, on_problem, on_progress, on_ph
                            float16=float16, reuse=reuse, before_switch=remap, windows=passages,
                            with_lexical=bool(manifest.get("lexical")),
                            vectors_name=Path(vectors_path).name if vectors_path else build.get("vectors"),
-                           cluster=getattr(encoder, "cluster_info", None))
+                           cluster=getattr(encoder, "cluster_info", None),
+                           probe_encode=probe_encoder(encoder, handle.model))
     return UpdateReport(added, changed, refreshed, unchanged, older, len(problems),
                         len(to_encode), len(papers), time.perf_counter() - started, gen)
 

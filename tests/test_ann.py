@@ -39,6 +39,77 @@ def test_recall_guard_falls_back_to_exact_on_unclusterable_data():
     assert isinstance(index, faiss.IndexFlatIP)
 
 
+def test_text_probe_takes_words_of_titles_and_abstracts_and_is_repeatable():
+    titles = [f"Sparse attention kernels for long sequence transformers {i}" for i in range(50)]
+    abstracts = [f"We study quantised retrieval. Scaling laws hold for tiny models {i}."
+                 for i in range(50)]
+    seen: list[list[str]] = []
+
+    def encode(texts):
+        seen.append(list(texts))
+        return np.eye(len(texts), 8, dtype=np.float32) + 1.0
+
+    probe = ann.text_probe(titles, abstracts, encode, sample=20, seed=3)
+    again = ann.text_probe(titles, abstracts, encode, sample=20, seed=3)
+    assert seen[0] == seen[1] and np.array_equal(probe.rows, again.rows)
+    assert len(probe.rows) == 20 == len(set(probe.rows)) and probe.rows.max() < 50
+    for i, text in enumerate(seen[0]):
+        words = text.split()
+        source = titles if i % 2 == 0 else abstracts
+        assert len(words) == (3 if i % 2 == 0 else 8)
+        assert all(len(w) >= 4 and w in source[probe.rows[i]] for w in words)
+    assert np.allclose(np.linalg.norm(probe.vectors, axis=1), 1.0)
+    assert ann.text_probe(titles, abstracts, lambda texts: None) is None  # no model here
+
+
+def test_the_guard_leaves_each_query_s_own_paper_out():
+    """A probe made from corpus rows: its own paper (always found, cosine 1) is not
+    counted, so a guard that only finds the query's own paper scores 0, not 0.1."""
+    x = clustered(2000, seed=5)
+    exact = faiss.IndexFlatIP(32)
+    exact.add(x)
+    own_only = faiss.IndexIDMap(faiss.IndexFlatIP(32))
+    rows = np.array([1234])
+    own_only.add_with_ids(x[rows], rows)  # an index holding nothing but the query's row
+    probe = ann.Probe(x[rows], rows, "rows")
+    assert ann.recall_at_10(own_only, exact, probe) == 0.0
+    assert ann.recall_at_10(exact, exact, probe) == 1.0
+    blind = ann.Probe(x[rows], np.full(len(rows), -1), "rows")
+    assert ann.recall_at_10(own_only, exact, blind) == pytest.approx(0.1)
+
+
+def test_the_guard_probes_the_fewest_cells_that_reach_the_bar_for_its_queries(monkeypatch):
+    """Whatever queries the guard is given, it keeps the smallest nprobe at which they reach
+    MIN_RECALL (one step fewer misses it), and falls back to exact search when none does."""
+    monkeypatch.setattr(ann, "EXACT_LIMIT", 4000)
+    x = clustered(20_000, centers=200, seed=6)
+    rng = np.random.default_rng(8)
+    between = x[rng.choice(len(x), (300, 4))].sum(1)  # among four clusters, as questions sit
+    between += rng.standard_normal((300, 32)).astype(np.float32)
+    hard = ann.Probe(between / np.linalg.norm(between, axis=1, keepdims=True),
+                     np.full(300, -1), "between clusters")
+    for given, queries in ((None, ann.noise_probe(x)), (hard, hard)):
+        index, info = ann.build(x, probe=(lambda g=given: g) if given else None)
+        assert info["recall_guard"] == queries.describe()
+        assert not info["exact"]
+        recall = ann.recall_at_10(index, _exact(x), queries)
+        assert round(recall, 4) == info["recall_at_10"] and recall >= ann.MIN_RECALL
+        fewer = ann.NPROBES[ann.NPROBES.index(info["nprobe"]) - 1]
+        faiss.extract_index_ivf(index).nprobe = fewer
+        assert ann.recall_at_10(index, _exact(x), queries) < ann.MIN_RECALL
+    monkeypatch.setattr(ann, "NPROBES", (4,))  # no nprobe it may try reaches the bar
+    index, info = ann.build(x, probe=lambda: hard)
+    assert info["exact"] and info["ivf_recall_at_10"] < ann.MIN_RECALL
+    assert info["recall_guard"]["queries"] == "between clusters"
+    assert isinstance(index, faiss.IndexFlatIP)
+
+
+def _exact(x):
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    return index
+
+
 def test_forced_flat():
     _, info = ann.build(clustered(5000), "flat")
     assert info["type"] == "IndexFlatIP"
@@ -52,6 +123,8 @@ class VectorEncoder(FakeEncoder):
         self.by_text = by_text
 
     def encode(self, texts):
+        if not all(t in self.by_text for t in texts):
+            return None  # the recall guard's word queries: no model here, noisy vectors
         return np.stack([self.by_text[t] for t in texts])
 
 
@@ -152,3 +225,38 @@ def test_update_adds_to_a_trained_ivf_index_and_keeps_ids_right(tmp_path):
     update_index([write_jsonl(tmp_path / "c.jsonl", more + many)], tmp_path / "ix", enc)
     info = open_index(tmp_path / "ix").manifest["faiss"]
     assert info["trained_on"] == 10000  # more than doubled: retrained
+
+
+def _worded(n: int) -> list[dict]:
+    rng = np.random.default_rng(9)
+    vocab = [f"{a}{b}" for a in ("graph", "vision", "speech", "robot", "protein", "quantum",
+                                 "policy", "kernel", "sparse", "diffusion")
+             for b in ("net", "model", "flow", "search", "field", "learning", "coding")]
+    return [{"id": f"2409.{i:05d}", "title": " ".join(rng.choice(vocab, 6)),
+             "abstract": ". ".join(" ".join(rng.choice(vocab, 9)) for _ in range(3)) + "."}
+            for i in range(n)]
+
+
+def test_a_build_guards_recall_with_words_of_its_papers(tmp_path, capsys):
+    """The encoder that made the vectors encodes the guard's queries; `info` says so."""
+    from ui.cli import main
+
+    enc = FakeEncoder(dim=64)
+    path = write_jsonl(tmp_path / "r.jsonl", _worded(3000))
+    build_index([path], tmp_path / "ix", enc, index_type="ivf", with_windows=False)
+    info = open_index(tmp_path / "ix").manifest["faiss"]
+    assert info["recall_guard"] == {"queries": "words of titles and abstracts", "sample": 500}
+    assert main(["info", "--index", str(tmp_path / "ix")]) == 0
+    out = capsys.readouterr().out
+    assert "for 500 queries of words of titles and abstracts" in out
+
+
+def test_imported_vectors_without_their_model_here_are_guarded_with_noisy_vectors(tmp_path):
+    records = _worded(3000)
+    path = write_jsonl(tmp_path / "r.jsonl", records)
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, FakeEncoder(dim=64).encode([r["title"] for r in records]))
+    build_index([path], tmp_path / "ix", None, index_type="ivf", vectors_path=vectors,
+                model_name="no-such-org/no-such-model")
+    info = open_index(tmp_path / "ix").manifest["faiss"]
+    assert info["recall_guard"]["queries"] == "noisy corpus vectors"

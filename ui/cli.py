@@ -153,6 +153,21 @@ def build(
         print(cluster_line(encoder))
 
 
+def faiss_line(info: dict) -> str:
+    """How the index searches, and for an approximate one the recall its guard measured
+    and with which queries (words of the papers, or noisy vectors for imported vectors
+    whose model is not at hand)."""
+    guard = info.get("recall_guard") or {}
+    queries = (f" for {guard.get('sample')} queries of {guard.get('queries')}"
+               if guard else "")
+    if info.get("exact", True):
+        fallback = (f"; {info['fallback_from']} reached recall@10 {info.get('ivf_recall_at_10')}"
+                    f"{queries}" if info.get("fallback_from") else "")
+        return f"(exact{fallback})"
+    return (f"(nlist {info.get('nlist')}, nprobe {info.get('nprobe')}, "
+            f"recall@10 {info.get('recall_at_10')} vs exact{queries})")
+
+
 def _build_summary(report, index: Path) -> str:
     """The line a build ends with; papers/s counts the encoding alone, the model's load
     and the map are timed apart."""
@@ -277,10 +292,7 @@ def info(
         f"model       {m['model']['name']} (weights sha256 {m['model']['fingerprint'][:16]}…)",
         f"vectors     dim {m['dim']}, {m.get('vector_dtype', 'float32')}, {m['metric']}, "
         f"{'normalised' if m['normalized'] else 'not normalised'}",
-        f"faiss       {m['faiss']['type']} " + (
-            "(exact)" if m["faiss"].get("exact", True) else
-            f"(nlist {m['faiss'].get('nlist')}, nprobe {m['faiss'].get('nprobe')}, "
-            f"recall@10 {m['faiss'].get('recall_at_10')} vs exact)"),
+        f"faiss       {m['faiss']['type']} " + faiss_line(m["faiss"]),
         "lexical     " + lexical_line(handle),
         "windows     " + window_line(m),
         "built with  " + build_line(m),
