@@ -273,6 +273,93 @@ def scores(retriever, query: str | QueryTerms) -> np.ndarray:
     return np.asarray(retriever.get_scores(list(terms.ids)), dtype=np.float32)
 
 
+def _postings(retriever, token_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """One term's documents (ascending) and their score contributions."""
+    s = retriever.scores
+    start, end = int(s["indptr"][token_id]), int(s["indptr"][token_id + 1])
+    return s["indices"][start:end], s["data"][start:end]
+
+
+def _add_at_rows(total: np.ndarray, rows: np.ndarray, docs: np.ndarray,
+                 contributions: np.ndarray) -> None:
+    """total[i] += the term's contribution to rows[i] (rows ascending), where it has one."""
+    if not len(docs) or not len(rows):
+        return
+    at = np.searchsorted(docs, rows)
+    inside = at < len(docs)
+    hit = np.zeros(len(rows), dtype=bool)
+    hit[inside] = docs[at[inside]] == rows[inside]
+    total[hit] += contributions[at[hit]]
+
+
+def score_rows(retriever, terms: QueryTerms, rows: np.ndarray) -> np.ndarray:
+    """The BM25 score of each of `rows` (ascending, unique): the same float32 sums as
+    `scores` (terms added in the query's order), without touching any other document."""
+    rows = np.asarray(rows, dtype=np.int64)
+    total = np.zeros(len(rows), dtype=np.float32)
+    for token_id in terms.ids:
+        _add_at_rows(total, rows, *_postings(retriever, token_id))
+    return total
+
+
+def contenders(retriever, terms: QueryTerms, n: int, allowed: np.ndarray | None = None,
+               exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Documents (ascending) among which the `n` highest BM25 scores are, with their
+    scores (positive only; only `allowed` rows, ascending, if given; no `exclude`d row),
+    found without scoring every document: ranking them (search/hybrid.py `best_first`)
+    gives exactly what ranking `scores` gives.
+
+    MaxScore (Turtle and Flood 1995): the scores of the documents holding the rarest terms
+    set a bar the n-th best score reaches; the weakest terms whose best contributions sum
+    below that bar cannot lift a document to it on their own, so only documents holding
+    one of the other terms contend, and the weak terms' long postings are only looked up
+    for those."""
+    unique, counts = np.unique(np.asarray(terms.ids, dtype=np.int64), return_counts=True)
+    if n < 1 or not len(unique):
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    docs = {t: _postings(retriever, t)[0] for t in unique.tolist()}
+
+    def eligible(rows: np.ndarray) -> np.ndarray:
+        rows = rows.astype(np.int64, copy=False)
+        if allowed is not None:
+            if not len(allowed):
+                return rows[:0]
+            at = np.minimum(np.searchsorted(allowed, rows), len(allowed) - 1)
+            rows = rows[allowed[at] == rows]
+        if exclude is not None and len(exclude):
+            rows = rows[~np.isin(rows, exclude)]
+        return rows
+
+    def union(chosen: list[int]) -> np.ndarray:
+        if sum(len(docs[t]) for t in chosen) > int(retriever.scores["num_docs"]) // 8:
+            marked = np.zeros(int(retriever.scores["num_docs"]), dtype=bool)
+            for t in chosen:
+                marked[docs[t]] = True
+            return eligible(np.flatnonzero(marked))
+        return eligible(np.unique(np.concatenate([docs[t] for t in chosen])))
+
+    bar = 0.0  # the n-th best score of some documents: the n-th best of all is at least this
+    rarest = sorted(docs, key=lambda t: len(docs[t]))
+    for i in range(len(rarest)):
+        seed = union(rarest[:i + 1])
+        if len(seed) >= n:
+            seeded = score_rows(retriever, terms, seed)
+            bar = float(np.partition(seeded, len(seed) - n)[len(seed) - n])
+            break
+    best = {t: float(c) * _term_max(retriever, t)
+            for t, c in zip(unique.tolist(), counts.tolist(), strict=True)}
+    weak, reach = set(), 0.0
+    for t in sorted(best, key=lambda t: (best[t], -len(docs[t]))):
+        if (reach + best[t]) * (1 + 1e-5) >= bar:  # a margin for float32 sums' rounding
+            break
+        reach += best[t]
+        weak.add(t)
+    rows = union([t for t in unique.tolist() if t not in weak])
+    total = score_rows(retriever, terms, rows)
+    positive = total > 0
+    return rows[positive], total[positive]
+
+
 def _term_max(retriever, token_id: int) -> float:
     if (stats := _corpus(retriever)) is not None:
         return float(stats.term_max[token_id])
