@@ -70,11 +70,15 @@ print(json.dumps({"open_s": time.perf_counter() - t, "rss_mib": int(hwm.split()[
 
 
 def real_queries(handle, n: int) -> list[str]:
-    """Hand-written paraphrases (bench/queries) plus titles of random papers, n in all."""
+    """Hand-written plain-language questions for papers the index holds (bench/queries:
+    paraphrase_80k.tsv, paraphrase.tsv) plus titles of random papers, n in all."""
     texts = []
-    for line in (ROOT / "bench" / "queries" / "paraphrase.tsv").read_text().splitlines():
-        if line and not line.startswith("#"):
-            texts.append(line.split("\t", 1)[1])
+    for name in ("paraphrase_80k.tsv", "paraphrase.tsv"):
+        for line in (ROOT / "bench" / "queries" / name).read_text().splitlines():
+            if line and not line.startswith("#"):
+                paper, question = line.split("\t", 1)
+                if handle.papers.row_of(paper) is not None:
+                    texts.append(question)
     rng = np.random.default_rng(11)
     rows = rng.choice(handle.count, n - len(texts), replace=False)
     texts += [p.title for p in handle.papers.papers(rows).values()]
@@ -109,7 +113,9 @@ def measure(root: Path, encoder, query_vectors: np.ndarray, texts: list[str]) ->
     result["n"] = n
     result["index"] = handle.manifest["faiss"]
     result["vector_bytes_per_paper"] = round(handle.manifest["files"]["faiss.index"]["size"] / n)
-    searcher = Searcher(root, encoder)
+    from indexer.query_encoder import query_encoder
+
+    searcher = Searcher(root, query_encoder(None))  # what the CLI, app and API encode with
     vectors = np.asarray(handle.vectors, dtype=np.float32)
     faiss.omp_set_num_threads(1)
     exact = faiss.IndexFlatIP(vectors.shape[1])
@@ -124,39 +130,59 @@ def measure(root: Path, encoder, query_vectors: np.ndarray, texts: list[str]) ->
              for q in query_vectors]
     result["recall_at_10"] = round(float(np.mean([len(a & b) / 10 for a, b in
                                                   zip(truth, found, strict=True)])), 4)
-    ours = []
-    for text in texts:
-        t = time.perf_counter()
-        searcher.search(text, 10, mode="dense")
-        ours.append((time.perf_counter() - t) * 1000)
-    for name, xs in (("ours_end_to_end_ms", ours), ("bare_faiss_flat_ms", bare)):
+    timings = {"bare_faiss_flat_ms": bare}
+    modes = ("dense", "hybrid") if handle.lexical is not None else ("dense",)
+    for mode in modes:
+        searcher.search(texts[0], 10, mode=mode)  # first use may load a cache
+        ours = timings[f"ours_end_to_end_{mode}_ms"] = []
+        for text in texts:
+            t = time.perf_counter()
+            searcher.search(text, 10, mode=mode)
+            ours.append((time.perf_counter() - t) * 1000)
+    for name, xs in timings.items():
         xs = sorted(xs)
         result[name] = {"p50": round(xs[len(xs) // 2], 2), "p99": round(xs[int(len(xs) * 0.99)], 2)}
-    result["filtered"] = measure_filters(handle, searcher, vectors, query_vectors, texts)
+    for mode in modes:
+        result[f"filtered_{mode}"] = measure_filters(handle, searcher, vectors, query_vectors,
+                                                     texts, mode)
     return result
 
 
 FILTERS = {"since 2024-01-01": {"since": "2024-01-01"},
            "until 2010-12-31": {"until": "2010-12-31"},
-           "since 2012-01-01": {"since": "2012-01-01"}}
+           "since 2012-01-01": {"since": "2012-01-01"},
+           "category cs.CL": {"categories": ("cs.CL",)},
+           "category math.PR": {"categories": ("math.PR",)}}
 
 
-def measure_filters(handle, searcher, vectors, query_vectors, texts) -> dict:
-    """Per date filter: share of papers kept, p50/p99 end to end (after a warm-up query),
+def _author_filters(handle) -> dict:
+    """Two author filters by name: a prolific author's and a one-paper author's."""
+    from collections import Counter
+
+    counts = Counter(a for p in handle.papers.papers(range(0, handle.count, 97)).values()
+                     for a in p.authors)
+    common = counts.most_common(1)[0][0] if counts else "Wei Li"
+    rare = next((a for a, c in counts.items() if c == 1), common)
+    return {f"author {common!r} (common)": {"author": common},
+            f"author {rare!r} (rare)": {"author": rare}}
+
+
+def measure_filters(handle, searcher, vectors, query_vectors, texts, mode: str = "dense") -> dict:
+    """Per filter: share of papers kept, p50/p99 end to end (after a warm-up query),
     recall@10 against exact search over exactly the kept rows."""
     from search import Filters
 
     out = {}
-    for name, kw in FILTERS.items():
+    for name, kw in {**FILTERS, **_author_filters(handle)}.items():
         filters = Filters(**kw)
-        keep = handle.papers.rows_matching(filters.since, filters.until)
+        keep = searcher.allowed_rows(filters)
         if len(keep) == 0:
             continue
-        searcher.search(texts[0], 10, filters, mode="dense")  # first use may load a cache
+        searcher.search(texts[0], 10, filters, mode=mode)  # first use may load a cache
         times = []
         for text in texts:
             t = time.perf_counter()
-            searcher.search(text, 10, filters, mode="dense")
+            searcher.search(text, 10, filters, mode=mode)
             times.append((time.perf_counter() - t) * 1000)
         times.sort()
         sub = vectors[keep]
@@ -181,6 +207,8 @@ def main() -> None:
                         help="measure an existing index of real papers (as built, and copied "
                              "with a forced IVF index) with real query texts instead")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/papersift-scale"))
+    parser.add_argument("--as-built", action="store_true",
+                        help="with --real: measure the index as built only (no forced IVF copy)")
     args = parser.parse_args()
     from indexer.encoder import SentenceTransformerEncoder
 
@@ -191,6 +219,9 @@ def main() -> None:
         texts = real_queries(source, args.queries)
         query_vectors = encoder.encode(texts)
         rows.append(measure(args.real, encoder, query_vectors, texts))
+        if args.as_built:
+            print(json.dumps(rows, indent=2))
+            return
         ivf = args.workdir / f"real-ivf-{source.count}"
         built = None if (ivf / "CURRENT").exists() else copy_as(source, ivf, "ivf")
         rows.append(measure(ivf, encoder, query_vectors, texts))
