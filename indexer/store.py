@@ -1040,7 +1040,7 @@ def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     if (not isinstance(faiss_info, dict) or not isinstance(faiss_info.get("exact", True), bool)
             or not isinstance(faiss_info.get("type"), str)):
         raise bad("faiss", "must describe the FAISS index")
-    for key in ("nprobe", "nlist", "trained_on"):
+    for key in ("nprobe", "nlist", "trained_on", "refine"):
         if key in faiss_info and not _is_int(faiss_info[key], 1):
             raise bad(f"faiss.{key}", "must be a positive integer")
     for key in ("lexical", "build", "map"):

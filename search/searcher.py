@@ -13,7 +13,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer import lexical, windows
+from indexer import ann, lexical, windows
 from indexer.encoder import DEFAULT_MODEL, Encoder
 from indexer.errors import IndexCorrupt, InvalidQuery, UnknownPaper
 from indexer.records import Paper, canonical_id, parse_date
@@ -544,11 +544,16 @@ class Searcher:
         # and release the GIL, so requests of the HTTP API overlap here (bench/load.py).
         # A few more than wanted, re-sorted by score then row: papers tied at the n-th
         # score are then the same ones whatever order FAISS gave them in (shards agree).
-        scores, rows = self.index.faiss_index.search(query, min(wanted + TIE_SLACK, limit),
-                                                     params=params)
+        # An index with `refine` (8-bit codes) proposes that many times more papers and the
+        # stored vectors score them (indexer/ann.py).
+        refine = int(info.get("refine", 1))
+        scores, rows = self.index.faiss_index.search(
+            query, min((wanted + TIE_SLACK) * refine, limit), params=params)
         del bitmap
         keep = (rows[0] >= 0) & ~np.isin(rows[0], exclude)
         rows, scores = rows[0][keep].astype(np.int64), scores[0][keep]
+        if refine > 1:
+            scores = ann.rescore(self.index.vectors, rows, query[0])
         order = np.lexsort((rows, -scores))[:n]
         rows, scores = rows[order], self._checked(scores[order])
         if allowed is not None and len(rows) < min(n, limit - len(exclude)):
