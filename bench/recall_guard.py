@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--sample", type=int, default=500)
     parser.add_argument("--nlist", type=int, default=0)
-    parser.add_argument("--sq8", action="store_true", help="IVF-SQ8 codes, refined exactly")
+    parser.add_argument("--sq8", action="store_true",
+                        help="8-bit codes refined on the stored vectors (the default index)")
     args = parser.parse_args()
     handle = open_index(args.index)
     vectors = np.ascontiguousarray(handle.vectors, dtype=np.float32)
@@ -91,14 +92,13 @@ def main() -> None:
     if args.sq8:
         ivf = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                             faiss.METRIC_INNER_PRODUCT)
-        index = faiss.IndexRefineFlat(ivf, faiss.swig_ptr(vectors))
-        index.k_factor = 4
+        index = ann.Refined(ivf, vectors)  # as the searcher asks it
     else:
         ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index = ivf
     rng = np.random.default_rng(0)
     ivf.train(vectors[rng.choice(n, size=min(n, nlist * 64), replace=False)])
-    index.add(vectors)
+    ivf.add(vectors)
     build = time.perf_counter() - started
     table: dict[str, dict[int, float]] = {name: {} for name in sets}
     for nprobe in [p for p in ann.NPROBES if p <= max(1, nlist // 4)]:
