@@ -62,6 +62,19 @@ class Refined:
         return out_d, out_i
 
 
+class Truth:
+    """Exact search, each query set searched once (recall is measured many times)."""
+
+    def __init__(self, exact):
+        self.exact, self.ntotal, self.seen = exact, exact.ntotal, {}
+
+    def search(self, queries: np.ndarray, k: int):
+        key = (queries.__array_interface__["data"][0], queries.shape, k)
+        if key not in self.seen:
+            self.seen[key] = self.exact.search(queries, k)
+        return self.seen[key]
+
+
 def latency(index, queries: np.ndarray) -> dict:
     times = []
     for q in queries:
@@ -109,11 +122,12 @@ def main() -> None:
     probe = ann.Probe(probe.vectors, rows[probe.rows], probe.kind)
     all_queries = np.concatenate(list(real_vectors.values()))
     faiss.omp_set_num_threads(2)
-    exact = faiss.IndexFlatIP(dim)
-    exact.add(vectors)
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(vectors)
+    exact = Truth(flat)
     faiss.omp_set_num_threads(1)
     report = {"index": str(args.index), "n": n, "queries": {k: len(v) for k, v in real.items()},
-              "exact": {"bytes_per_paper": dim * 4, **latency(exact, all_queries[:100])}}
+              "exact": {"bytes_per_paper": dim * 4, **latency(flat, all_queries[:100])}}
     print(json.dumps(report), flush=True)
     nlist = ann.nlist_for(n)
     train = vectors[np.random.default_rng(0).choice(n, size=min(n, nlist * 64), replace=False)]

@@ -80,7 +80,7 @@ def real_queries(handle, n: int) -> list[str]:
                 if handle.papers.row_of(paper) is not None:
                     texts.append(question)
     rng = np.random.default_rng(11)
-    rows = rng.choice(handle.count, n - len(texts), replace=False)
+    rows = rng.choice(handle.count, max(0, n - len(texts)), replace=False)
     texts += [p.title for p in handle.papers.papers(rows).values()]
     return texts[:n]
 

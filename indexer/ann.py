@@ -1,19 +1,19 @@
 """Choosing and building the FAISS index: exact below a size, IVF above, recall-guarded.
 
 Exact inner-product search scans every vector per query (memory-bandwidth bound: about
-10 ms at 80k and 110 ms at 1M vectors of dimension 384 on the 2-core machine of
-docs/benchmarks.md). Above `EXACT_LIMIT` an IVF index with a trained coarse quantiser is
-built; the build then measures recall@10 against exact search for query-like vectors made
-from a sample of the corpus (`guard_queries`), raises nprobe until recall reaches
+10 ms at 80k and 100 ms at 1M vectors of dimension 384 on the 2-core machine of
+docs/benchmarks.md). Above `EXACT_LIMIT` an IVF index with 8-bit codes is built, whose
+best k * REFINE the searcher re-scores on the stored vectors; the build then measures
+recall@10 against exact search for guard queries, raises nprobe until recall reaches
 `MIN_RECALL`, and falls back to exact search when no nprobe does. Updates add to a trained
 IVF index without retraining until the corpus has doubled since training (or recall falls
 below the bar).
 
-The guard's queries (`Probe`) are, when the model that made the vectors is at hand, the
-papers' own titles and first sentences encoded as queries (`text_probe`): short texts in the
-query distribution, each scored without the paper it came from. Without a model (vectors
-imported with `--vectors`) they are corpus vectors moved by noise (`noise_probe`); the
-manifest says which (`recall_guard`).
+The guard's queries (`Probe`) are, when the model that made the vectors is at hand, a few
+words of the papers' titles and abstracts encoded as queries (`text_probe`): short texts
+in the query distribution, each scored without the paper it came from. Without a model
+(vectors imported with `--vectors`) they are corpus vectors moved by noise (`noise_probe`);
+the manifest says which (`recall_guard`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Probe:
         return {"queries": self.kind, "sample": len(self.rows)}
 
 
-_WORD = re.compile(r"[A-Za-z][\w-]+")
+_WORD = re.compile(r"[^\W\d_][\w-]*")  # a word starting with a letter, in any script
 # How many words a probe takes, and the shortest word it takes, from each half.
 TITLE_WORDS, TITLE_MIN = 3, 4
 ABSTRACT_WORDS, ABSTRACT_MIN = 8, 4
@@ -85,15 +85,23 @@ def text_probe(titles: Sequence[str], abstracts: Sequence[str],
     n = len(titles)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(n, sample), replace=False))
-    texts = [(some_words(titles[r], TITLE_WORDS, TITLE_MIN, rng) if i % 2 == 0 else
-              some_words(abstracts[r], ABSTRACT_WORDS, ABSTRACT_MIN, rng)) or titles[r] or "paper"
-             for i, r in enumerate(rows)]
+    kept, texts = [], []
+    for i, r in enumerate(rows):
+        title = some_words(titles[r], TITLE_WORDS, TITLE_MIN, rng)
+        abstract = some_words(abstracts[r], ABSTRACT_WORDS, ABSTRACT_MIN, rng)
+        text = (title or abstract) if i % 2 == 0 else (abstract or title)
+        if text:  # a paper with no word of 4 letters (or a short title in Chinese) is left out
+            kept.append(r)
+            texts.append(text)
+    if not texts:
+        return None
+    rows = np.asarray(kept, dtype=np.int64)
     encoded = encode(texts)
     if encoded is None:  # no model at hand after all
         return None
     vectors = np.array(encoded, dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return Probe(np.ascontiguousarray(vectors), rows.astype(np.int64), "words of titles and abstracts")
+    return Probe(np.ascontiguousarray(vectors), rows, "words of titles and abstracts")
 
 
 def noise_probe(vectors: np.ndarray, sample: int = 500, seed: int = 0) -> Probe:
@@ -107,9 +115,9 @@ def guard_queries(vectors: np.ndarray, sample: int, rng: np.random.Generator) ->
     from where they were.
 
     A corpus vector used as its own query finds its own dense neighbourhood and flatters
-    an IVF index: on the 80k arXiv set it reported recall@10 0.97 at nprobe 32 while real
-    text queries (median top-1 cosine 0.72) got 0.93. Noise to cosine 0.55 tracked the real
-    queries within 0.01 at every nprobe from 8 to 128 (docs/benchmarks.md).
+    an IVF index even more. Noise to cosine 0.55 tracked a mix of titles and paraphrases at
+    80k, but overstates what hand-written questions get (0.927 against 0.875 at nprobe 32,
+    IVF1131): the fallback for vectors without their model (docs/benchmarks.md).
     """
     n, dim = vectors.shape
     picked = np.asarray(vectors[rng.choice(n, size=min(n, sample), replace=False)], np.float32)
@@ -210,7 +218,7 @@ def build(vectors: np.ndarray, index_type: str = "auto", seed: int = 0,
     ivf.cp.seed = seed
     ivf.train(train)
     ivf.add(vectors)
-    refined = Refined(ivf, vectors)
+    refined = Refined(ivf, _stored(vectors, float16))
     queries = _probe(vectors, probe, sample, seed)
     recall = 0.0
     # Probing more than a quarter of the cells costs about as much as exact search.
@@ -238,20 +246,21 @@ def configure(index, info: dict[str, Any]) -> None:
 
 
 def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, old_count: int,
-           sample: int = 500, seed: int = 0, probe: Callable[[], Probe | None] | None = None
-           ) -> tuple[Any, dict[str, Any]] | None:
-    """Reuse a trained IVF index for an update: re-add changed rows, add new rows.
+           sample: int = 500, seed: int = 0, probe: Callable[[], Probe | None] | None = None,
+           float16: bool = False) -> tuple[Any, dict[str, Any]] | None:
+    """Reuse a trained IVF index for an update: re-add changed rows, add new rows, and probe
+    more cells if the guard's queries now need it.
 
     Returns None when the index should be rebuilt instead: it is exact (cheap to rebuild),
-    the corpus has more than doubled since the coarse quantiser was trained, or recall on
-    a fresh sample fell below MIN_RECALL.
+    the corpus has more than doubled since the coarse quantiser was trained, or no nprobe
+    up to a quarter of the cells reaches MIN_RECALL on a fresh sample.
     """
     if info.get("exact", True) or len(vectors) > RETRAIN_GROWTH * int(info["trained_on"]):
         return None
     # A private copy with its own memory: the served index is memory-mapped read-only
     # (indexer/store.py), and a clone would still write into the mapped lists.
     index = faiss.deserialize_index(faiss.serialize_index(old))
-    faiss.extract_index_ivf(index).nprobe = int(info["nprobe"])
+    ivf = faiss.extract_index_ivf(index)
     if len(changed):
         index.remove_ids(np.asarray(changed, dtype=np.int64))
         index.add_with_ids(vectors[changed], np.asarray(changed, dtype=np.int64))
@@ -261,8 +270,19 @@ def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, 
     exact.add(vectors)
     queries = _probe(vectors, probe, sample, seed)
     factor = int(info.get("refine", 1))
-    recall = recall_at_10(Refined(index, vectors, factor) if factor > 1 else index, exact, queries)
-    if recall < MIN_RECALL:
-        return None
-    return index, {**info, "recall_at_10": round(recall, 4), "recall_guard": queries.describe(),
-                   "added_since_training": len(vectors) - int(info["trained_on"])}
+    searched = Refined(index, _stored(vectors, float16), factor) if factor > 1 else index
+    recall = 0.0
+    for nprobe in [int(info["nprobe"])] + [p for p in NPROBES if int(info["nprobe"]) < p
+                                            <= max(1, ivf.nlist // 4)]:
+        ivf.nprobe = nprobe
+        recall = recall_at_10(searched, exact, queries)
+        if recall >= MIN_RECALL:
+            return index, {**info, "nprobe": nprobe, "recall_at_10": round(recall, 4),
+                           "recall_guard": queries.describe(),
+                           "added_since_training": len(vectors) - int(info["trained_on"])}
+    return None
+
+
+def _stored(vectors: np.ndarray, float16: bool) -> np.ndarray:
+    """The vectors as the generation stores them (and the searcher re-scores on them)."""
+    return vectors.astype(np.float16) if float16 else vectors

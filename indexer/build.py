@@ -145,27 +145,44 @@ def check_vectors(vectors: np.ndarray, rows: int, source: str) -> np.ndarray:
 def probe_encoder(encoder: Encoder | None, model: ModelInfo
                   ) -> Callable[[list[str]], np.ndarray | None] | None:
     """What encodes the recall guard's queries (indexer/ann.py `text_probe`): the encoder
-    that made the vectors; for imported vectors, the model they name, loaded only if an
-    approximate index is tried, and None (noisy-vector guard) when it cannot load here or
-    its dimension differs. None when the vectors name no model."""
-    if model.fingerprint != IMPORTED:
-        return encoder.encode if encoder is not None else None
-    if model.name in ("", "external"):
+    that made the vectors (a Ray encoder's local copy: 500 short texts need no cluster
+    job); else the model the index names, if its files are on this machine (the packaged
+    model or a model folder; never a download), loaded on torch only if an approximate
+    index is tried, refused when its weights differ from the index's (imported vectors
+    record none, only the name) or its dimension does; None (noisy-vector guard) otherwise."""
+    if encoder is not None and model.fingerprint != IMPORTED:
+        return getattr(encoder, "local", encoder).encode
+    from indexer.query_encoder import local_folder
+
+    if model.name in ("", "external") or local_folder(model.name) is None:
         return None
+    loaded: list = []
 
     def encode(texts: list[str]) -> np.ndarray | None:
-        from indexer.encoder import SentenceTransformerEncoder
-
-        try:
-            found = SentenceTransformerEncoder(model.name)
-            vectors = found.encode(texts)
-        except Exception as e:  # noqa: BLE001 - any failure to load means "no model here"
-            log.warning("recall guard: model %s did not load (%s); using noisy vectors",
-                        model.name, str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
-            return None
-        return vectors if vectors.shape[1] == model.dim else None
+        if not loaded:
+            loaded.append(_probe_model(model))
+        return loaded[0].encode(texts) if loaded[0] is not None else None
 
     return encode
+
+
+def _probe_model(model: ModelInfo):
+    from indexer.encoder import SentenceTransformerEncoder
+
+    try:  # torch: an OpenVINO model released mid-build once hung its process (thread join)
+        found = SentenceTransformerEncoder(model.name, backend="torch")
+        found.load(0)
+        mismatch = found.dim != model.dim or (
+            model.fingerprint != IMPORTED and found.fingerprint != model.fingerprint)
+    except Exception as e:  # noqa: BLE001 - any failure to load means "no model here"
+        log.warning("recall guard: model %s did not load (%s); using noisy vectors",
+                    model.name, str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+        return None
+    if mismatch:
+        log.warning("recall guard: model %s here is not the one of the vectors; using noisy "
+                    "vectors", model.name)
+        return None
+    return found
 
 
 def _imported(paths, vectors_path: Path, on_problem) -> tuple[list[Paper], np.ndarray, int]:

@@ -281,15 +281,19 @@ def _postings(retriever, token_id: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _add_at_rows(total: np.ndarray, rows: np.ndarray, docs: np.ndarray,
-                 contributions: np.ndarray) -> None:
-    """total[i] += the term's contribution to rows[i] (rows ascending), where it has one."""
+                 contributions: np.ndarray, into_rows: bool = True) -> None:
+    """Add the term's contribution to each of `rows` (ascending) that it has one for: at
+    total[i] for rows[i] (`into_rows`), else at total[rows[i]]."""
     if not len(docs) or not len(rows):
         return
     at = np.searchsorted(docs, rows)
     inside = at < len(docs)
     hit = np.zeros(len(rows), dtype=bool)
     hit[inside] = docs[at[inside]] == rows[inside]
-    total[hit] += contributions[at[hit]]
+    if into_rows:
+        total[hit] += contributions[at[hit]]
+    else:
+        total[rows[hit]] += contributions[at[hit]]
 
 
 def score_rows(retriever, terms: QueryTerms, rows: np.ndarray) -> np.ndarray:
@@ -302,22 +306,30 @@ def score_rows(retriever, terms: QueryTerms, rows: np.ndarray) -> np.ndarray:
     return total
 
 
+# How many of the rarest term's papers (its strongest) set the bar; below this many allowed
+# rows a filtered search scores them directly; above this share of the corpus in the
+# contenders' postings, scoring every paper once is cheaper than pruning.
+SEED = 2048
+SCORE_ALLOWED = 20_000
+PRUNE_SHARE = 1 / 8
+
+
 def contenders(retriever, terms: QueryTerms, n: int, allowed: np.ndarray | None = None,
                exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Documents (ascending) among which the `n` highest BM25 scores are, with their
     scores (positive only; only `allowed` rows, ascending, if given; no `exclude`d row),
-    found without scoring every document: ranking them (search/hybrid.py `best_first`)
-    gives exactly what ranking `scores` gives.
+    found without scoring every document where that pays: ranking them (search/hybrid.py
+    `best_first`) gives exactly what ranking `scores` gives, the same float32 sums.
 
-    MaxScore (Turtle and Flood 1995): the scores of the documents holding the rarest terms
-    set a bar the n-th best score reaches; the weakest terms whose best contributions sum
-    below that bar cannot lift a document to it on their own, so only documents holding
-    one of the other terms contend, and the weak terms' long postings are only looked up
-    for those."""
-    unique, counts = np.unique(np.asarray(terms.ids, dtype=np.int64), return_counts=True)
-    if n < 1 or not len(unique):
+    MaxScore (Turtle and Flood 1995): the full scores of the rarest term's strongest
+    papers set a bar the n-th best score reaches; the weakest terms whose best
+    contributions sum below that bar cannot lift a paper to it on their own, so only papers
+    holding one of the other terms contend, and the weak terms' long postings are only
+    looked up for those."""
+    ids = np.asarray(terms.ids, dtype=np.int64)
+    if n < 1 or not len(ids):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    docs = {t: _postings(retriever, t)[0] for t in unique.tolist()}
+    n_docs = int(retriever.scores["num_docs"])
 
     def eligible(rows: np.ndarray) -> np.ndarray:
         rows = rows.astype(np.int64, copy=False)
@@ -330,34 +342,50 @@ def contenders(retriever, terms: QueryTerms, n: int, allowed: np.ndarray | None 
             rows = rows[~np.isin(rows, exclude)]
         return rows
 
-    def union(chosen: list[int]) -> np.ndarray:
-        if sum(len(docs[t]) for t in chosen) > int(retriever.scores["num_docs"]) // 8:
-            marked = np.zeros(int(retriever.scores["num_docs"]), dtype=bool)
-            for t in chosen:
-                marked[docs[t]] = True
-            return eligible(np.flatnonzero(marked))
-        return eligible(np.unique(np.concatenate([docs[t] for t in chosen])))
+    def positive(rows: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = total > 0
+        return rows[keep], total[keep]
 
-    bar = 0.0  # the n-th best score of some documents: the n-th best of all is at least this
-    rarest = sorted(docs, key=lambda t: len(docs[t]))
-    for i in range(len(rarest)):
-        seed = union(rarest[:i + 1])
-        if len(seed) >= n:
-            seeded = score_rows(retriever, terms, seed)
-            bar = float(np.partition(seeded, len(seed) - n)[len(seed) - n])
-            break
+    if allowed is not None and len(allowed) <= SCORE_ALLOWED:  # a narrow filter
+        rows = eligible(np.asarray(allowed, dtype=np.int64))
+        return positive(rows, score_rows(retriever, terms, rows))
+    unique, counts = np.unique(ids, return_counts=True)
+    postings = {t: _postings(retriever, t) for t in unique.tolist()}
+    docs, contributions = postings[min(postings, key=lambda t: len(postings[t][0]))]
+    if len(docs) > SEED:
+        docs = np.sort(docs[np.argpartition(contributions, len(docs) - SEED)[len(docs) - SEED:]])
+    seed = eligible(docs)
+    bar = 0.0  # the n-th best score of some papers: the n-th best of all is at least this
+    if len(seed) >= n:
+        seeded = score_rows(retriever, terms, seed)
+        bar = float(np.partition(seeded, len(seed) - n)[len(seed) - n])
     best = {t: float(c) * _term_max(retriever, t)
             for t, c in zip(unique.tolist(), counts.tolist(), strict=True)}
+    margin = 1 + (len(ids) + 1) * 2.0 ** -22  # float32 sums' rounding
     weak, reach = set(), 0.0
-    for t in sorted(best, key=lambda t: (best[t], -len(docs[t]))):
-        if (reach + best[t]) * (1 + 1e-5) >= bar:  # a margin for float32 sums' rounding
+    for t in sorted(best, key=lambda t: (best[t], -len(postings[t][0]))):
+        if (reach + best[t]) * margin >= bar:
             break
         reach += best[t]
         weak.add(t)
-    rows = union([t for t in unique.tolist() if t not in weak])
-    total = score_rows(retriever, terms, rows)
-    positive = total > 0
-    return rows[positive], total[positive]
+    strong = [t for t in postings if t not in weak]
+    if sum(len(postings[t][0]) for t in strong) > n_docs * PRUNE_SHARE:
+        total = scores(retriever, terms)
+        rows = eligible(np.flatnonzero(total))
+        return positive(rows, total[rows])
+    marked = np.zeros(n_docs, dtype=bool)
+    for t in strong:
+        marked[postings[t][0]] = True
+    rows = eligible(np.flatnonzero(marked))
+    # Terms in the query's order, as full scoring adds them: the same float32 sums.
+    total = np.zeros(n_docs, dtype=np.float32)
+    for t in ids.tolist():
+        docs, contributions = postings[t]
+        if t in weak:
+            _add_at_rows(total, rows, docs, contributions, into_rows=False)
+        else:
+            total[docs] += contributions
+    return positive(rows, total[rows])
 
 
 def _term_max(retriever, token_id: int) -> float:

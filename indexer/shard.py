@@ -88,6 +88,9 @@ def write_shards(index: str | Path, shards: int, out: str | Path,
         held = _try_exclusive(staging)  # until the set is in place or removed
         papers = handle.papers.all_papers()
         built = handle.manifest.get("build") or {}
+        from indexer.build import probe_encoder
+
+        probe_encode = probe_encoder(None, handle.model)  # one model for every shard's guard
         for i, (first, end) in enumerate(bounds(count, shards)):
             windows = None
             if handle.windows is not None:
@@ -102,7 +105,7 @@ def write_shards(index: str | Path, shards: int, out: str | Path,
                     root, papers[first:end], np.asarray(handle.vectors[first:end], np.float32),
                     handle.model, built.get("index_type") or "auto", bool(built.get("float16")),
                     with_lexical=part is not None, windows=windows, lexical_index=part,
-                    vectors_name=built.get("vectors"),
+                    vectors_name=built.get("vectors"), probe_encode=probe_encode,
                     shard={"index": i, "of": shards, "first": first, "end": end, "total": count,
                            "run": run, "source": str(source),
                            "generation": handle.generation.name})

@@ -519,7 +519,7 @@ def _write_vectors(path: Path, vectors: np.ndarray) -> None:
 def _write_faiss(path: Path, vectors: np.ndarray, index_type: str = "auto",
                  float16: bool = False, reuse: tuple | None = None,
                  probe: Callable[[], ann.Probe | None] | None = None) -> dict[str, Any]:
-    extended = ann.extend(*reuse, probe=probe) if reuse else None
+    extended = ann.extend(*reuse, probe=probe, float16=float16) if reuse else None
     index, info = extended or ann.build(vectors, index_type, float16=float16, probe=probe)
     faiss.write_index(index, str(path))
     _fsync_path(path)
@@ -588,9 +588,13 @@ def write_generation(
     with _new_generation(root) as gen:
         probe = None
         if probe_encode is not None:
-            def probe() -> ann.Probe | None:
-                return ann.text_probe([p.title for p in papers], [p.abstract for p in papers],
-                                      probe_encode)
+            made: list[ann.Probe | None] = []
+
+            def probe() -> ann.Probe | None:  # made once: an update may extend, then rebuild
+                if not made:
+                    made.append(ann.text_probe([p.title for p in papers],
+                                               [p.abstract for p in papers], probe_encode))
+                return made[0]
         manifest = _write_files(gen, papers, vectors, model, index_type, float16, reuse,
                                 with_lexical, before_switch, windows, build, lexical_index, probe)
         if shard is not None:
@@ -1043,6 +1047,14 @@ def check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     for key in ("nprobe", "nlist", "trained_on", "refine"):
         if key in faiss_info and not _is_int(faiss_info[key], 1):
             raise bad(f"faiss.{key}", "must be a positive integer")
+    if "refine" in faiss_info and faiss_info["refine"] > 64:
+        raise bad("faiss.refine", "must be at most 64")
+    guard = faiss_info.get("recall_guard")
+    if guard is not None and not (isinstance(guard, dict) and isinstance(guard.get("queries"), str)
+                                  and _is_int(guard.get("sample"), 0)):
+        raise bad("faiss.recall_guard", "must name its queries and their number")
+    if not isinstance(faiss_info.get("codes", ""), str):
+        raise bad("faiss.codes", "must be a string")
     for key in ("lexical", "build", "map"):
         if manifest.get(key) is not None and not isinstance(manifest[key], dict):
             raise bad(key, "must be an object or null")

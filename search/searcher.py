@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -620,22 +621,20 @@ class Searcher:
         else:
             terms = lexical.query_terms(retriever, text)
         wanted = pool if mode != "bm25" else n
-        try:  # BM25's best without scoring every paper (MaxScore), then the union's scores
+        with self._postings():  # BM25's best without scoring every paper (MaxScore)
             rows, raw = lexical.contenders(retriever, terms, wanted, allowed, exclude)
             ceiling = lexical.ceiling(retriever, terms)
-            best = best_first(raw, wanted)
-            b_rows = rows[best]
-            if mode == "bm25":
-                order = np.argsort(b_rows, kind="stable")
-                return Candidates(mode, with_windows, _NO_ROWS, np.zeros(0, np.float32), b_rows,
-                                  b_rows[order], np.zeros(len(b_rows), np.float32),
-                                  self._share(raw[best][order], ceiling))
-            d_rows, d_whole = self._dense(vector, pool, allowed, exclude)
-            union = np.union1d(d_rows, b_rows)
+        best = best_first(raw, wanted)
+        b_rows = rows[best]
+        if mode == "bm25":
+            order = np.argsort(b_rows, kind="stable")
+            return Candidates(mode, with_windows, _NO_ROWS, np.zeros(0, np.float32), b_rows,
+                              b_rows[order], np.zeros(len(b_rows), np.float32),
+                              self._share(raw[best][order], ceiling))
+        d_rows, d_whole = self._dense(vector, pool, allowed, exclude)
+        union = np.union1d(d_rows, b_rows)
+        with self._postings():
             bm25 = self._share(lexical.score_rows(retriever, terms, union), ceiling)
-        except (IndexError, ValueError) as e:  # postings pointing outside their arrays
-            raise IndexCorrupt(f"{self.index.generation / 'bm25'}: unreadable postings ({e}); "
-                               "run `papersift info --verify` or build the index again") from None
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
         if with_windows:  # one window pass over the union serves both
             dense_scores = windows.combine(dense_scores, windows.best_window(
@@ -643,6 +642,15 @@ class Searcher:
         return Candidates(mode, with_windows, d_rows, d_whole, b_rows, union,
                           self._checked(dense_scores), bm25, len(terms.tokens),
                           len(terms.unknown), lexical.idf(retriever, terms))
+
+    @contextlib.contextmanager
+    def _postings(self) -> Iterator[None]:
+        """BM25 postings pointing outside their arrays: a damaged index, in one line."""
+        try:
+            yield
+        except (IndexError, ValueError) as e:
+            raise IndexCorrupt(f"{self.index.generation / 'bm25'}: unreadable postings ({e}); "
+                               "run `papersift info --verify` or build the index again") from None
 
     @staticmethod
     def _share(bm25: np.ndarray, ceiling: float) -> np.ndarray:

@@ -287,3 +287,51 @@ def test_refined_ivf_answers_the_exact_top_k_with_exact_scores(ivf_index):
         hits = s.search_vector(x[q], 10)
         assert [row_of[h.id] for h in hits] == want.tolist()
         assert np.allclose([h.score for h in hits], exact[want], atol=1e-6)
+
+
+def test_an_update_probes_more_cells_before_it_retrains(monkeypatch):
+    """An IVF index whose recorded nprobe no longer reaches the bar (chosen under an older,
+    lower bar, or before papers were added) is kept at the fewest cells that do reach it."""
+    monkeypatch.setattr(ann, "EXACT_LIMIT", 4000)
+    x = clustered(20_000, centers=200, seed=6)
+    index, info = ann.build(x[:15_000])
+    assert info["nprobe"] > 4
+    old = {**info, "nprobe": 4}
+    faiss.extract_index_ivf(index).nprobe = 4
+    extended, new = ann.extend(index, old, x, np.zeros(0, np.int64), 15_000)
+    assert new["nprobe"] > 4 and new["recall_at_10"] >= ann.MIN_RECALL
+    assert new["trained_on"] == 15_000 and new["added_since_training"] == 5_000
+    assert extended.ntotal == 20_000
+
+
+@pytest.mark.model
+def test_imported_vectors_of_the_packaged_model_are_guarded_with_its_words(tmp_path):
+    records = _worded(3000)
+    path = write_jsonl(tmp_path / "r.jsonl", records)
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, FakeEncoder(dim=384).encode([r["title"] for r in records]))
+    build_index([path], tmp_path / "ix", None, index_type="ivf", vectors_path=vectors,
+                model_name="sentence-transformers/all-MiniLM-L6-v2")
+    info = open_index(tmp_path / "ix").manifest["faiss"]
+    assert info["recall_guard"]["queries"] == "words of titles and abstracts"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("refine", 0), ("refine", -1), ("refine", "4"), ("refine", 10**9), ("refine", 2.5),
+    ("recall_guard", "noise"), ("recall_guard", ["x"]), ("recall_guard", {"queries": 3}),
+    ("codes", 8),
+])
+def test_a_damaged_faiss_entry_is_one_line_naming_the_manifest(ivf_index, field, value):
+    import json
+
+    from indexer import store
+    from indexer.errors import IndexCorrupt
+
+    root, *_ = ivf_index
+    gen = root / (root / "CURRENT").read_text().strip()
+    manifest = json.loads((gen / store.MANIFEST).read_text())
+    manifest["faiss"][field] = value
+    (gen / store.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorrupt, match=rf"manifest.json: field 'faiss.{field}'") as e:
+        open_index(root)
+    assert "\n" not in str(e.value)

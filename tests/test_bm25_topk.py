@@ -38,7 +38,18 @@ def _pruned(retriever, terms, n, allowed=None, exclude=None):
     return rows[best], scores[best]
 
 
-def test_the_best_n_equal_full_scoring_on_random_queries(corpus):
+@pytest.fixture(params=["as shipped", "always pruned"])
+def pruning(request, monkeypatch):
+    """The shipped thresholds (narrow filters scored directly, common queries scored in
+    full) and thresholds that send every query through the MaxScore pruning."""
+    if request.param == "always pruned":
+        monkeypatch.setattr(lexical, "SCORE_ALLOWED", 0)
+        monkeypatch.setattr(lexical, "PRUNE_SHARE", 1.0)
+        monkeypatch.setattr(lexical, "SEED", 64)
+    return request.param
+
+
+def test_the_best_n_equal_full_scoring_on_random_queries(corpus, pruning):
     retriever, rng = corpus
     checked = 0
     for _ in range(300):
@@ -66,7 +77,7 @@ def test_scores_of_given_rows_are_full_scoring_s(corpus):
                           lexical.scores(retriever, terms)[rows])
 
 
-def test_common_words_are_looked_up_not_scanned(corpus, monkeypatch):
+def test_common_words_are_looked_up_not_scanned(corpus, pruning):
     """A query of one rare word and the commonest word: only papers holding the rare word
     contend (the common word's best cannot reach the bar on its own)."""
     retriever, _ = corpus
