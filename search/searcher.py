@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ from search.hybrid import (
     Fusion,
     best_first,
     fuse,
+    top_rows,
 )
 from search.recommend import DEFAULT_METHOD, METHODS, background_rows, rocchio, svm
 
@@ -620,42 +620,30 @@ class Searcher:
             terms = lexical.seed_terms(retriever, seed_papers, SEED_TERMS)
         else:
             terms = lexical.query_terms(retriever, text)
-        wanted = pool if mode != "bm25" else n
-        with self._postings():  # BM25's best without scoring every paper (MaxScore)
-            rows, raw = lexical.contenders(retriever, terms, wanted, allowed, exclude)
+        try:
+            bm25 = lexical.scores(retriever, terms)
             ceiling = lexical.ceiling(retriever, terms)
-        best = best_first(raw, wanted)
-        b_rows = rows[best]
+        except (IndexError, ValueError) as e:  # postings pointing outside their arrays
+            raise IndexCorrupt(f"{self.index.generation / 'bm25'}: unreadable postings ({e}); "
+                               "run `papersift info --verify` or build the index again") from None
+        if ceiling > 0:
+            bm25 = bm25 / ceiling
+        if len(exclude):
+            bm25[exclude] = 0.0
+        b_rows = top_rows(bm25, pool if mode != "bm25" else n, allowed)
         if mode == "bm25":
             order = np.argsort(b_rows, kind="stable")
             return Candidates(mode, with_windows, _NO_ROWS, np.zeros(0, np.float32), b_rows,
-                              b_rows[order], np.zeros(len(b_rows), np.float32),
-                              self._share(raw[best][order], ceiling))
+                              b_rows[order], np.zeros(len(b_rows), np.float32), bm25[b_rows][order])
         d_rows, d_whole = self._dense(vector, pool, allowed, exclude)
         union = np.union1d(d_rows, b_rows)
-        with self._postings():
-            bm25 = self._share(lexical.score_rows(retriever, terms, union), ceiling)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
         if with_windows:  # one window pass over the union serves both
             dense_scores = windows.combine(dense_scores, windows.best_window(
                 self.index.windows, self.index.window_ptr, union, vector))
         return Candidates(mode, with_windows, d_rows, d_whole, b_rows, union,
-                          self._checked(dense_scores), bm25, len(terms.tokens),
+                          self._checked(dense_scores), bm25[union], len(terms.tokens),
                           len(terms.unknown), lexical.idf(retriever, terms))
-
-    @contextlib.contextmanager
-    def _postings(self) -> Iterator[None]:
-        """BM25 postings pointing outside their arrays: a damaged index, in one line."""
-        try:
-            yield
-        except (IndexError, ValueError) as e:
-            raise IndexCorrupt(f"{self.index.generation / 'bm25'}: unreadable postings ({e}); "
-                               "run `papersift info --verify` or build the index again") from None
-
-    @staticmethod
-    def _share(bm25: np.ndarray, ceiling: float) -> np.ndarray:
-        """BM25 scores as a share of the query's ceiling (indexer/lexical.py `ceiling`)."""
-        return bm25 / ceiling if ceiling > 0 else bm25
 
     def _checked(self, cosines: np.ndarray) -> np.ndarray:
         """Cosines of unit vectors lie in [-1, 1]: anything else comes from damaged vector
