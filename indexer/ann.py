@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 
 EXACT_LIMIT = 200_000
 MIN_RECALL = 0.98
+# Noisy corpus vectors overstate what real questions get (docs/benchmarks.md, "Real
+# questions at 1M": 0.997 where questions got 0.992 and keyword queries 0.983 at 80k), so
+# without words of the papers the guard asks more of them.
+MIN_RECALL_NOISE = 0.995
+# An update keeps a trained index while its recall stays within this of the bar: 500 guard
+# queries measure recall to about +-0.005, and a one-paper update must not retrain.
+UPDATE_SLACK = 0.01
 NPROBES = (4, 8, 16, 32, 64, 128, 256, 512)
 INDEX_TYPES = ("auto", "flat", "ivf")
 # An update adds to the trained IVF index until the corpus has doubled since training.
@@ -52,9 +59,15 @@ class Probe:
     vectors: np.ndarray
     rows: np.ndarray
     kind: str
+    noisy: bool = False  # corpus vectors moved by noise: held to MIN_RECALL_NOISE
 
     def describe(self) -> dict[str, Any]:
         return {"queries": self.kind, "sample": len(self.rows)}
+
+    @property
+    def bar(self) -> float:
+        """The recall@10 these queries must reach."""
+        return MIN_RECALL_NOISE if self.noisy else MIN_RECALL
 
 
 _WORD = re.compile(r"[^\W\d_][\w-]*")  # a word starting with a letter, in any script
@@ -107,7 +120,8 @@ def text_probe(titles: Sequence[str], abstracts: Sequence[str],
 def noise_probe(vectors: np.ndarray, sample: int = 500, seed: int = 0) -> Probe:
     """Guard queries without a model: corpus vectors moved by noise (`guard_queries`)."""
     queries = guard_queries(vectors, sample, np.random.default_rng(seed))
-    return Probe(queries, np.full(len(queries), -1, dtype=np.int64), "noisy corpus vectors")
+    return Probe(queries, np.full(len(queries), -1, dtype=np.int64), "noisy corpus vectors",
+                 noisy=True)
 
 
 def guard_queries(vectors: np.ndarray, sample: int, rng: np.random.Generator) -> np.ndarray:
@@ -147,7 +161,13 @@ def recall_at_10(index, exact, probe: Probe | np.ndarray) -> float:
 def _probe(vectors: np.ndarray, probe: Callable[[], Probe | None] | None, sample: int,
            seed: int) -> Probe:
     made = probe() if probe is not None else None
-    return made if made is not None else noise_probe(vectors, sample, seed)
+    if made is not None:
+        return made
+    log.warning("recall guard: no model here to encode words of the papers; measuring with "
+                "noisy corpus vectors (bar %.3f: they overstate recall for real questions)",
+                MIN_RECALL_NOISE)
+    return noise_probe(vectors, sample, seed)
+
 
 
 REFINE = 4  # an approximate index proposes k * REFINE papers; the stored vectors rank them
@@ -225,14 +245,14 @@ def build(vectors: np.ndarray, index_type: str = "auto", seed: int = 0,
     for nprobe in [p for p in NPROBES if p <= max(1, nlist // 4)]:
         ivf.nprobe = nprobe
         recall = recall_at_10(refined, exact, queries)
-        if recall >= MIN_RECALL:
+        if recall >= queries.bar:
             return ivf, {"type": "IndexIVFScalarQuantizer", "factory": f"IVF{nlist},SQ8",
                          "codes": "int8", "refine": REFINE, "metric": "inner_product",
                          "exact": False, "nlist": nlist, "nprobe": ivf.nprobe,
                          "recall_at_10": round(recall, 4), "recall_guard": queries.describe(),
                          "trained_on": n}
-    log.warning("IVF recall@10 %.3f < %.2f even at nprobe %d: using exact search",
-                recall, MIN_RECALL, ivf.nprobe)
+    log.warning("IVF recall@10 %.3f < %.3f even at nprobe %d: using exact search",
+                recall, queries.bar, ivf.nprobe)
     del ivf, refined
     index, info = _flat(vectors, float16, exact)
     return index, {**info, "fallback_from": f"IVF{nlist}", "ivf_recall_at_10": round(recall, 4),
@@ -252,8 +272,9 @@ def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, 
     more cells if the guard's queries now need it.
 
     Returns None when the index should be rebuilt instead: it is exact (cheap to rebuild),
-    the corpus has more than doubled since the coarse quantiser was trained, or no nprobe
-    up to a quarter of the cells reaches MIN_RECALL on a fresh sample.
+    the corpus has more than doubled since the coarse quantiser was trained, or on a fresh
+    sample the recorded nprobe falls more than UPDATE_SLACK below the bar and no larger
+    nprobe up to a quarter of the cells reaches it.
     """
     if info.get("exact", True) or len(vectors) > RETRAIN_GROWTH * int(info["trained_on"]):
         return None
@@ -276,7 +297,7 @@ def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, 
                                             <= max(1, ivf.nlist // 4)]:
         ivf.nprobe = nprobe
         recall = recall_at_10(searched, exact, queries)
-        if recall >= MIN_RECALL:
+        if recall >= queries.bar - (UPDATE_SLACK if nprobe == int(info["nprobe"]) else 0):
             return index, {**info, "nprobe": nprobe, "recall_at_10": round(recall, 4),
                            "recall_guard": queries.describe(),
                            "added_since_training": len(vectors) - int(info["trained_on"])}
