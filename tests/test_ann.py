@@ -261,15 +261,19 @@ def test_a_build_guards_recall_with_words_of_its_papers(tmp_path, capsys):
     assert "for 500 queries of words of titles and abstracts" in out
 
 
-def test_imported_vectors_without_their_model_here_are_guarded_with_noisy_vectors(tmp_path):
+def _imported_guard(tmp_path, dim: int, model_name: str) -> str:
+    """Which queries guarded an IVF index built from imported vectors of `model_name`."""
     records = _worded(3000)
     path = write_jsonl(tmp_path / "r.jsonl", records)
     vectors = tmp_path / "v.npy"
-    np.save(vectors, FakeEncoder(dim=64).encode([r["title"] for r in records]))
+    np.save(vectors, FakeEncoder(dim=dim).encode([r["title"] for r in records]))
     build_index([path], tmp_path / "ix", None, index_type="ivf", vectors_path=vectors,
-                model_name="no-such-org/no-such-model")
-    info = open_index(tmp_path / "ix").manifest["faiss"]
-    assert info["recall_guard"]["queries"] == "noisy corpus vectors"
+                model_name=model_name)
+    return open_index(tmp_path / "ix").manifest["faiss"]["recall_guard"]["queries"]
+
+
+def test_imported_vectors_without_their_model_here_are_guarded_with_noisy_vectors(tmp_path):
+    assert _imported_guard(tmp_path, 64, "no-such-org/no-such-model") == "noisy corpus vectors"
 
 
 def test_refined_ivf_answers_the_exact_top_k_with_exact_scores(ivf_index):
@@ -307,14 +311,8 @@ def test_an_update_probes_more_cells_before_it_retrains(monkeypatch):
 
 @pytest.mark.model
 def test_imported_vectors_of_the_packaged_model_are_guarded_with_its_words(tmp_path):
-    records = _worded(3000)
-    path = write_jsonl(tmp_path / "r.jsonl", records)
-    vectors = tmp_path / "v.npy"
-    np.save(vectors, FakeEncoder(dim=384).encode([r["title"] for r in records]))
-    build_index([path], tmp_path / "ix", None, index_type="ivf", vectors_path=vectors,
-                model_name="sentence-transformers/all-MiniLM-L6-v2")
-    info = open_index(tmp_path / "ix").manifest["faiss"]
-    assert info["recall_guard"]["queries"] == "words of titles and abstracts"
+    assert _imported_guard(tmp_path, 384, "sentence-transformers/all-MiniLM-L6-v2") == (
+        "words of titles and abstracts")
 
 
 @pytest.mark.parametrize("field,value", [
