@@ -169,7 +169,6 @@ def _probe(vectors: np.ndarray, probe: Callable[[], Probe | None] | None, sample
     return noise_probe(vectors, sample, seed)
 
 
-
 REFINE = 4  # an approximate index proposes k * REFINE papers; the stored vectors rank them
 
 
@@ -212,7 +211,8 @@ def _flat(vectors: np.ndarray, float16: bool, exact) -> tuple[Any, dict[str, Any
 
 def build(vectors: np.ndarray, index_type: str = "auto", seed: int = 0,
           sample: int = 500, float16: bool = False,
-          probe: Callable[[], Probe | None] | None = None) -> tuple[Any, dict[str, Any]]:
+          probe: Callable[[], Probe | None] | None = None,
+          stored: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
     """A FAISS index over `vectors` (row i has id i) and its manifest description.
 
     Exact: IndexFlatIP, or with `float16` 2-byte codes (FAISS scalar quantiser QT_fp16:
@@ -223,7 +223,7 @@ def build(vectors: np.ndarray, index_type: str = "auto", seed: int = 0,
     nprobe and speed, in half the memory (docs/benchmarks.md, "Real questions at 1M").
     `probe` makes the recall guard's queries (`text_probe`), called only when an
     approximate index is tried; without one, or when it returns None, the guard uses
-    `noise_probe`.
+    `noise_probe`. `stored`: the vectors as the generation stores them, if already made.
     """
     n, dim = vectors.shape
     exact = faiss.IndexFlatIP(dim)
@@ -238,7 +238,7 @@ def build(vectors: np.ndarray, index_type: str = "auto", seed: int = 0,
     ivf.cp.seed = seed
     ivf.train(train)
     ivf.add(vectors)
-    refined = Refined(ivf, _stored(vectors, float16))
+    refined = Refined(ivf, _stored(vectors, float16, stored))
     queries = _probe(vectors, probe, sample, seed)
     recall = 0.0
     # Probing more than a quarter of the cells costs about as much as exact search.
@@ -267,7 +267,8 @@ def configure(index, info: dict[str, Any]) -> None:
 
 def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, old_count: int,
            sample: int = 500, seed: int = 0, probe: Callable[[], Probe | None] | None = None,
-           float16: bool = False) -> tuple[Any, dict[str, Any]] | None:
+           float16: bool = False, stored: np.ndarray | None = None
+           ) -> tuple[Any, dict[str, Any]] | None:
     """Reuse a trained IVF index for an update: re-add changed rows, add new rows, and probe
     more cells if the guard's queries now need it.
 
@@ -291,7 +292,7 @@ def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, 
     exact.add(vectors)
     queries = _probe(vectors, probe, sample, seed)
     factor = int(info.get("refine", 1))
-    searched = Refined(index, _stored(vectors, float16), factor) if factor > 1 else index
+    searched = Refined(index, _stored(vectors, float16, stored), factor) if factor > 1 else index
     recall = 0.0
     for nprobe in [int(info["nprobe"])] + [p for p in NPROBES if int(info["nprobe"]) < p
                                             <= max(1, ivf.nlist // 4)]:
@@ -304,6 +305,8 @@ def extend(old, info: dict[str, Any], vectors: np.ndarray, changed: np.ndarray, 
     return None
 
 
-def _stored(vectors: np.ndarray, float16: bool) -> np.ndarray:
+def _stored(vectors: np.ndarray, float16: bool, stored: np.ndarray | None = None) -> np.ndarray:
     """The vectors as the generation stores them (and the searcher re-scores on them)."""
+    if stored is not None:
+        return stored
     return vectors.astype(np.float16) if float16 else vectors

@@ -518,9 +518,11 @@ def _write_vectors(path: Path, vectors: np.ndarray) -> None:
 
 def _write_faiss(path: Path, vectors: np.ndarray, index_type: str = "auto",
                  float16: bool = False, reuse: tuple | None = None,
-                 probe: Callable[[], ann.Probe | None] | None = None) -> dict[str, Any]:
-    extended = ann.extend(*reuse, probe=probe, float16=float16) if reuse else None
-    index, info = extended or ann.build(vectors, index_type, float16=float16, probe=probe)
+                 probe: Callable[[], ann.Probe | None] | None = None,
+                 stored: np.ndarray | None = None) -> dict[str, Any]:
+    extended = ann.extend(*reuse, probe=probe, float16=float16, stored=stored) if reuse else None
+    index, info = extended or ann.build(vectors, index_type, float16=float16, probe=probe,
+                                        stored=stored)
     faiss.write_index(index, str(path))
     _fsync_path(path)
     return info
@@ -653,8 +655,11 @@ def _map_entry(gen: Path) -> dict[str, Any] | None:
 def _write_files(gen, papers, vectors, model, index_type, float16, reuse, with_lexical,
                  before_switch, windows, build, lexical_index=None, probe=None) -> dict[str, Any]:
     _write_papers(gen / PAPERS_DB, papers)
-    _write_vectors(gen / VECTORS, vectors.astype(np.float16) if float16 else vectors)
-    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse, probe)
+    stored = vectors.astype(np.float16) if float16 else vectors  # written, and re-scored on
+    _write_vectors(gen / VECTORS, stored)
+    faiss_info = _write_faiss(gen / FAISS_INDEX, vectors, index_type, float16, reuse, probe,
+                              stored)
+    del stored
     files = list(DATA_FILES)
     if windows is not None:
         win_vectors, owners = windows
