@@ -15,8 +15,25 @@ from tests.fakes import FakeEncoder
 
 
 class WordTokenizer:
+    """One token per whitespace word; ids given in order of first sight, so decoding is
+    exact and the same in every process (Python's str hash is salted per process, and its
+    collisions made windows, and so search results, differ from run to run)."""
+
+    def __init__(self):
+        self.ids: dict[str, int] = {}
+        self.words: list[str] = []
+
     def __call__(self, texts, add_special_tokens, truncation):
-        return {"input_ids": [[hash(w) % 50_000 for w in t.split()] for t in texts]}
+        out = []
+        for t in texts:
+            row = []
+            for w in t.split():
+                if w not in self.ids:
+                    self.ids[w] = len(self.words)
+                    self.words.append(w)
+                row.append(self.ids[w])
+            out.append(row)
+        return {"input_ids": out}
 
     def decode(self, ids):
         return " ".join(self.words[i] for i in ids)
@@ -27,17 +44,7 @@ class WindowingEncoder(FakeEncoder):
 
     def __init__(self):
         super().__init__()
-        tok = WordTokenizer()
-        tok.words = {}
-        original = tok.__call__
-
-        def call(texts, add_special_tokens, truncation):
-            for t in texts:
-                for w in t.split():
-                    tok.words[hash(w) % 50_000] = w
-            return original(texts, add_special_tokens, truncation)
-
-        self.tokenizer = type("T", (), {"__call__": staticmethod(call), "decode": tok.decode})()
+        self.tokenizer = WordTokenizer()
 
 
 @pytest.fixture
