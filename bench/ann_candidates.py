@@ -12,6 +12,11 @@ Candidates:
   ivf-fp16       IVF-Flat with float16 codes (IndexIVFScalarQuantizer QT_fp16)
   ivf-sq8+refine IVF with 8-bit codes, its best k*4 re-scored exactly on the stored vectors
   hnsw           HNSW over float32 (IndexHNSWFlat, M 32, efConstruction 40)
+  ivf-pqMfs+refineR
+                 IVF with M 4-bit product-quantiser codes scanned by SIMD lookups
+                 (IndexIVFPQFastScan, no residuals: one lookup table per query), its best
+                 k*R re-scored exactly on the stored vectors (e.g. ivf-pq96fs+refine16)
+  Any IVF name may end in @NLIST for another number of cells (ivf-sq8+refine@16000).
 
 Usage: python bench/ann_candidates.py --index /tmp/ix/real1m [--only ivf-fp16 ...]
 """
@@ -135,14 +140,29 @@ def main() -> None:
         faiss.omp_set_num_threads(2)  # builds keep all cores
         started = time.perf_counter()
         if name.startswith("ivf"):
-            codes = faiss.ScalarQuantizer.QT_fp16 if name == "ivf-fp16" else faiss.ScalarQuantizer.QT_8bit
-            ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, codes,
-                                                faiss.METRIC_INNER_PRODUCT)
-            ivf.train(train)
+            kind, _, cells = name.partition("@")
+            cells = int(cells) if cells else nlist
+            sample = (train if cells == nlist else vectors[np.random.default_rng(0).choice(
+                n, size=min(n, cells * 64), replace=False)])
+            if kind.startswith("ivf-pq"):
+                m = int(kind.removeprefix("ivf-pq").split("fs")[0])
+                factor = int(kind.split("+refine")[1])
+                ivf = faiss.IndexIVFPQFastScan(faiss.IndexFlatIP(dim), dim, cells, m, 4,
+                                               faiss.METRIC_INNER_PRODUCT)
+                ivf.by_residual = False
+                index = Refined(ivf, stored, factor)
+            else:
+                codes = (faiss.ScalarQuantizer.QT_fp16 if kind == "ivf-fp16"
+                         else faiss.ScalarQuantizer.QT_8bit)
+                ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, cells, codes,
+                                                    faiss.METRIC_INNER_PRODUCT)
+                index = None
+            ivf.train(sample)
             ivf.add(vectors)
-            index = ivf if name == "ivf-fp16" else Refined(ivf, stored)
+            if index is None:
+                index = ivf if kind == "ivf-fp16" else Refined(ivf, stored)
             size = ivf.sa_code_size() + 8  # a code and an id per paper (+ the centroids)
-            knob_name, values = "nprobe", [p for p in ann.NPROBES if p <= max(1, nlist // 4)]
+            knob_name, values = "nprobe", [p for p in ann.NPROBES if p <= max(1, cells // 4)]
 
             def knob(value, ivf=ivf):
                 ivf.nprobe = value

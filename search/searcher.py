@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +51,7 @@ BM25_CORRECTION_MARGIN = 0.1  # the same in BM25 share (unknown words count in i
 # A filter keeping at most this many papers is answered by exact inner products over them
 # (about 3 ms at dimension 384); larger sets go through the FAISS index with a bitmap.
 EXACT_AMONG = 20_000
+AUTHOR_CACHE_BYTES = 64 << 20  # the author filters' rows kept (a single name: a few KB)
 TIE_SLACK = 8  # extra nearest neighbours asked of FAISS, so ties at the cut are seen
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 
@@ -196,16 +198,16 @@ class Searcher:
         self.index: IndexHandle = open_index(
             Path(root), ModelInfo.of(encoder) if encoder is not None else None
         )
-        # Measured: single queries are faster on one OpenMP thread than on two here.
-        faiss.omp_set_num_threads(1)
+        _one_omp_thread()
         if floor is None:
             floor = RELEVANCE_FLOOR if self.index.model.name == DEFAULT_MODEL else 0.0
         if not isinstance(floor, Floor):
             floor = Floor(float(floor), float(floor))
         self.floor: Floor | None = floor if floor.dense > 0 or floor.bm25 > 0 else None
-        self._lock = threading.Lock()  # the category cache
+        self._lock = threading.Lock()  # the category and author caches
         self._atlas: tuple[int, Any] | None = None
         self._categories: dict[str, np.ndarray] = {}
+        self._authors: dict[str, np.ndarray] = {}
 
     @property
     def count(self) -> int:
@@ -336,7 +338,13 @@ class Searcher:
                                 known=lambda w: lexical.is_known(retriever, w))
 
     def _query(self, text, typed, k, filters, sort, mode, use_floor=True) -> Results:
-        vector = self.encoder.encode([text])[0] if mode != "bm25" else None
+        if mode == "bm25":
+            vector = None
+        elif mode == "hybrid" and self.index.lexical is not None:
+            # encoded on the dense side's thread while this one scores BM25 (`candidates`)
+            vector = _Encoding(self.encoder, text)
+        else:
+            vector = self.encoder.encode([text])[0]
         floor = self.floor if mode != "bm25" and use_floor else None
         hits, dropped, found = self._ranked(vector, text, k, filters, sort, mode,
                                             floor=floor, report=True)
@@ -510,16 +518,31 @@ class Searcher:
                 in_any[self._category_rows(category)] = True
             mask &= in_any
         if filters.author.strip():
-            name, exact = exact_name(filters.author)
-            rows = self.index.papers.rows_matching(author=name)
-            if exact:
-                rows = self.index.papers.exact_author_rows(rows, name)
             by_author = np.zeros(self.count, dtype=bool)
-            by_author[rows] = True
+            by_author[self._author_rows(filters.author.strip())] = True
             mask &= by_author
         return np.flatnonzero(mask).astype(np.int64)
 
+    def _author_rows(self, author: str) -> np.ndarray:
+        """An author filter's rows, kept for the next query (a researcher who filters by
+        an author asks several questions): a common name's postings take tens of ms to
+        read and intersect at 1M papers (docs/benchmarks.md)."""
+        with self._lock:
+            rows = self._authors.get(author)
+        if rows is None:
+            name, exact = exact_name(author)
+            rows = self.index.papers.rows_matching(author=name)
+            if exact:
+                rows = self.index.papers.exact_author_rows(rows, name)
+            with self._lock:
+                if (len(self._authors) >= 256 or sum(r.nbytes for r in self._authors.values())
+                        + rows.nbytes > AUTHOR_CACHE_BYTES):
+                    self._authors.clear()
+                self._authors[author] = rows
+        return rows
+
     def _dense(self, vector, n, allowed, exclude) -> tuple[np.ndarray, np.ndarray]:
+        _one_omp_thread()
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         wanted = n + len(exclude)
         info = self.index.manifest["faiss"]
@@ -560,6 +583,10 @@ class Searcher:
         if allowed is not None and len(rows) < min(n, limit - len(exclude)):
             return self._exact_among(query[0], allowed, n, exclude)  # IVF missed some
         return rows, scores
+
+    def _dense_side(self, vector, n, allowed, exclude):
+        vector = _vector(vector)
+        return (vector, *self._dense(vector, n, allowed, exclude))
 
     def _exact_among(self, vector, allowed, n, exclude):
         """Exact inner products over the allowed rows only (a small filtered set)."""
@@ -607,6 +634,7 @@ class Searcher:
         pool = max(n, self.fusion.pool)
         with_windows = self.index.windows is not None
         if mode == "dense":
+            vector = _vector(vector)
             d_rows, d_whole = self._dense(vector, pool if with_windows else n, allowed, exclude)
             dense = d_whole
             if with_windows:  # whole-text candidates, re-scored with their best passage window
@@ -616,6 +644,8 @@ class Searcher:
             return Candidates(mode, with_windows, d_rows, d_whole, _NO_ROWS, d_rows[order],
                               dense[order], np.zeros(len(d_rows), np.float32))
         retriever = self.index.lexical
+        if mode != "bm25":  # the query's encoding and FAISS search overlap the BM25 scoring
+            dense_side = _overlap(self._dense_side, vector, pool, allowed, exclude)
         if mode == "related":
             terms = lexical.seed_terms(retriever, seed_papers, SEED_TERMS)
         else:
@@ -635,7 +665,7 @@ class Searcher:
             order = np.argsort(b_rows, kind="stable")
             return Candidates(mode, with_windows, _NO_ROWS, np.zeros(0, np.float32), b_rows,
                               b_rows[order], np.zeros(len(b_rows), np.float32), bm25[b_rows][order])
-        d_rows, d_whole = self._dense(vector, pool, allowed, exclude)
+        vector, d_rows, d_whole = dense_side.result()
         union = np.union1d(d_rows, b_rows)
         dense_scores = np.asarray(self.index.vectors[union], dtype=np.float32) @ vector
         if with_windows:  # one window pass over the union serves both
@@ -666,6 +696,49 @@ class Searcher:
             raise UnknownPaper(f"unknown paper id {paper_id!r} in index {self.index.root}")
         return row
 
+
+
+_omp = threading.local()
+
+
+def _one_omp_thread() -> None:
+    """Single queries on one OpenMP thread (measured faster than two here, bench/threads.py).
+    OpenMP's thread count is per calling thread: set on each thread that searches (the API's
+    and the app's request threads, the overlap pool), not once for the process."""
+    if not getattr(_omp, "one", False):
+        faiss.omp_set_num_threads(1)
+        _omp.one = True
+
+
+class _Encoding:
+    """A query's vector, encoded when first asked for (on the thread that needs it)."""
+
+    def __init__(self, encoder: Encoder, text: str) -> None:
+        self.encoder, self.text = encoder, text
+
+    def __call__(self) -> np.ndarray:
+        return self.encoder.encode([self.text])[0]
+
+
+def _vector(vector):
+    return vector() if isinstance(vector, _Encoding) else vector
+
+
+# The dense side of a fused query (encoding the query, FAISS) runs on one of these threads
+# while the request's own thread scores BM25: both release the GIL, so on two cores a
+# hybrid query takes about the longer of the two instead of their sum (docs/benchmarks.md).
+_OVERLAP_THREADS = 8
+_overlap_pool: ThreadPoolExecutor | None = None
+_overlap_lock = threading.Lock()
+
+
+def _overlap(fn, *args) -> Future:
+    global _overlap_pool
+    if _overlap_pool is None:
+        with _overlap_lock:
+            if _overlap_pool is None:
+                _overlap_pool = ThreadPoolExecutor(_OVERLAP_THREADS, "papersift-dense")
+    return _overlap_pool.submit(fn, *args)
 
 
 @dataclass(frozen=True)

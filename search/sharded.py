@@ -44,6 +44,7 @@ from search.searcher import (
     Hit,
     Results,
     Searcher,
+    _vector,
     check_k,
     check_sort,
 )
@@ -437,6 +438,7 @@ class ShardedSearcher(Searcher):
         return {"partial": bool(missing), "missing_shards": missing}
 
     def _candidates(self, vector, text, n, filters, mode, exclude, seed_papers) -> Candidates:
+        vector = _vector(vector)  # encoded here: the shards are sent the vector
         parts = self._scatter("candidates", vector, text, n, filters, mode, exclude,
                               list(seed_papers))
         return merge(parts, n, max(n, self.fusion.pool))

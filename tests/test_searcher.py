@@ -216,3 +216,78 @@ def test_related_work_uses_both_sides(searcher):
     assert hits[0].id == "2401.00005"
     assert any("bm25" in h.sources for h in hits) and any("dense" in h.sources for h in hits)
     assert all(0.0 <= h.score <= 1.0 for h in hits)
+
+
+class _ThreadRecordingEncoder(FakeEncoder):
+    """Records the thread each query is encoded on; fails on request."""
+
+    def __init__(self, fail: bool = False):
+        super().__init__()
+        self.threads: list[str] = []
+        self.fail = fail
+
+    def encode(self, texts):
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError("encoder broke")
+        return super().encode(texts)
+
+
+def test_hybrid_encodes_on_the_overlap_thread_and_answers_as_dense_plus_bm25(toy_index):
+    import threading
+
+    overlapped = Searcher(toy_index, _ThreadRecordingEncoder())
+    hits = overlapped.search("distil a diffusion model into one step", k=5, mode="hybrid")
+    assert overlapped.encoder.threads[-1].startswith("papersift-dense")
+    dense = overlapped.search("distil a diffusion model into one step", k=5, mode="dense")
+    assert overlapped.encoder.threads[-1] == threading.current_thread().name
+    assert hits[0].id == dense[0].id == "2401.00002"
+    # same answers as a sequential search: every candidate's scores are computed the same
+    plain = Searcher(toy_index, FakeEncoder())
+    assert ([(h.id, round(h.score, 6)) for h in hits]
+            == [(h.id, round(h.score, 6)) for h in plain.search(
+                "distil a diffusion model into one step", k=5, mode="hybrid")])
+
+
+def test_an_encoder_failure_in_hybrid_reaches_the_caller(toy_index):
+    broken = Searcher(toy_index, _ThreadRecordingEncoder(fail=True))
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        broken.search("graph networks", mode="hybrid")
+
+
+def test_every_searching_thread_uses_one_openmp_thread(toy_index, fake_encoder):
+    """OpenMP's thread count is per calling thread: a request thread of the API or the app
+    must search on one, as the thread that opened the index does."""
+    import threading
+
+    import faiss
+
+    searcher = Searcher(toy_index, fake_encoder)
+    seen = []
+
+    def request():
+        searcher.search("graph networks", k=3, mode="dense")
+        seen.append(faiss.omp_get_max_threads())
+
+    t = threading.Thread(target=request)
+    t.start()
+    t.join()
+    assert seen == [1]
+
+
+def test_an_author_filter_asks_the_table_once_for_many_questions(toy_index, fake_encoder,
+                                                                 monkeypatch):
+    searcher = Searcher(toy_index, fake_encoder)
+    asked = []
+    real = searcher.index.papers.rows_matching
+    monkeypatch.setattr(searcher.index.papers, "rows_matching",
+                        lambda **kw: asked.append(kw) or real(**kw))
+    by_hopper = Filters(author="Grace Hopper")
+    first = searcher.search("diffusion", k=5, filters=by_hopper)
+    again = searcher.search("graph networks", k=5, filters=by_hopper)
+    assert first and again and asked == [{"author": "Grace Hopper"}]
+    assert all("Grace Hopper" in h.paper.authors for h in first + again)
+    assert searcher.search("diffusion", k=5, filters=Filters(author="Dijkstra"))
+    assert len(asked) == 2
